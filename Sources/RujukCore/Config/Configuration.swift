@@ -1,0 +1,221 @@
+import Foundation
+
+/// How hard a store works to survive power loss (SQLite's `PRAGMA synchronous`).
+public enum Durability: String, Sendable, Codable {
+    /// fsync at every commit: a COMMIT ack or RECEIPT survives power loss. The default.
+    case full
+    /// fsync at WAL checkpoints only: survives a process crash (kill -9), not power loss.
+    case normal
+}
+
+/// A `host:port` pair for an HTTP listener.
+public struct HostPort: Sendable, Equatable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    public init?(_ text: String) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else { return nil }
+        self.host = String(text[..<colon])
+        self.port = port
+    }
+
+    public var description: String { "\(host):\(port)" }
+}
+
+/// The broker's settings, from the `[broker]` table of rujuk.toml.
+public struct BrokerConfiguration: Sendable {
+    /// The ROUTER endpoint adapters connect to. Default `tcp://127.0.0.1:7700`.
+    public var router: String
+    /// The PUB endpoint of the monitor feed. Default `tcp://127.0.0.1:7701`.
+    public var monitor: String
+    /// The status API and dashboard. Default `127.0.0.1:7780`.
+    public var http: HostPort
+    /// Where the store lives. Default `data/broker`.
+    public var dataDirectory: URL
+    /// Default `.full`.
+    public var durability: Durability
+    /// The largest message accepted, all frames together. Default 256 KiB.
+    public var maxMessageBytes: Int
+    /// Heartbeat interval offered to adapters; a peer silent for 3 intervals is dropped. Default 2 s.
+    public var heartbeatMs: Int
+    /// The most DELIVERs outstanding on one session, whatever an adapter asks. Default 1000.
+    public var maxCredit: Int
+    /// The most messages taken into one group commit. Default 4096.
+    public var maxBatch: Int
+    /// How many pending deliveries per mailbox are held in memory; the rest wait in the store. Default 2048.
+    public var mailboxMemory: Int
+
+    public init(
+        router: String = "tcp://127.0.0.1:7700", monitor: String = "tcp://127.0.0.1:7701",
+        http: HostPort = HostPort(host: "127.0.0.1", port: 7780), dataDirectory: URL = URL(fileURLWithPath: "data/broker"),
+        durability: Durability = .full, maxMessageBytes: Int = RRPCodec.defaultMaxMessageBytes, heartbeatMs: Int = 2000,
+        maxCredit: Int = 1000, maxBatch: Int = 4096, mailboxMemory: Int = 2048
+    ) {
+        self.router = router
+        self.monitor = monitor
+        self.http = http
+        self.dataDirectory = dataDirectory
+        self.durability = durability
+        self.maxMessageBytes = maxMessageBytes
+        self.heartbeatMs = heartbeatMs
+        self.maxCredit = maxCredit
+        self.maxBatch = maxBatch
+        self.mailboxMemory = mailboxMemory
+    }
+
+    public static func parse(_ reader: ConfigReader?, relativeTo base: URL) throws -> BrokerConfiguration {
+        var config = BrokerConfiguration()
+        guard let reader else { return config }
+        try reader.allowOnly(["router", "monitor", "http", "data_dir", "synchronous", "max_message_bytes", "heartbeat_ms", "max_credit", "max_batch", "mailbox_memory"])
+        config.router = try reader.string("router") ?? config.router
+        config.monitor = try reader.string("monitor") ?? config.monitor
+        if let http = try reader.string("http") {
+            guard let parsed = HostPort(http) else { throw reader.error("http", "'\(http)' is not host:port") }
+            config.http = parsed
+        }
+        if let dir = try reader.string("data_dir") { config.dataDirectory = URL(fileURLWithPath: dir, relativeTo: base).standardizedFileURL }
+        config.durability = try readDurability(reader) ?? config.durability
+        config.maxMessageBytes = try reader.int("max_message_bytes", in: 1024...(64 << 20)) ?? config.maxMessageBytes
+        config.heartbeatMs = try reader.int("heartbeat_ms", in: 100...600_000) ?? config.heartbeatMs
+        config.maxCredit = try reader.int("max_credit", in: 1...100_000) ?? config.maxCredit
+        config.maxBatch = try reader.int("max_batch", in: 1...100_000) ?? config.maxBatch
+        config.mailboxMemory = try reader.int("mailbox_memory", in: 16...1_000_000) ?? config.mailboxMemory
+        return config
+    }
+}
+
+/// An adapter's settings, from the `[adapter]` table of rujuk.toml (and the command line).
+public struct AdapterConfiguration: Sendable {
+    /// The agency this adapter speaks for.
+    public var agency: String
+    /// The broker's ROUTER endpoint. Default `tcp://127.0.0.1:7700`.
+    public var broker: String
+    /// The agency system's API. Default `127.0.0.1:7790`; keep it on loopback.
+    public var api: HostPort
+    /// Where the ledger lives; the adapter uses `<data_dir>/<agency>`. Default `data/adapters`.
+    public var dataDirectory: URL
+    /// The bearer token of the API. Default: read from `<data_dir>/<agency>/api.token`,
+    /// written with a random token (mode 0600) on first start.
+    public var token: String?
+    /// Default `.full`.
+    public var durability: Durability
+    /// DELIVERs the broker may have outstanding with this adapter. Default 256.
+    public var credit: Int
+    /// REFER/UPDATE messages sent and not yet committed, at most. Default 1024.
+    public var sendWindow: Int
+    /// Heartbeat interval. Default 2 s.
+    public var heartbeatMs: Int
+    /// Optional webhook for the agency system's events.
+    public var webhook: WebhookConfiguration?
+
+    public init(
+        agency: String, broker: String = "tcp://127.0.0.1:7700", api: HostPort = HostPort(host: "127.0.0.1", port: 7790),
+        dataDirectory: URL = URL(fileURLWithPath: "data/adapters"), token: String? = nil, durability: Durability = .full,
+        credit: Int = 256, sendWindow: Int = 1024, heartbeatMs: Int = 2000, webhook: WebhookConfiguration? = nil
+    ) {
+        self.agency = agency
+        self.broker = broker
+        self.api = api
+        self.dataDirectory = dataDirectory
+        self.token = token
+        self.durability = durability
+        self.credit = credit
+        self.sendWindow = sendWindow
+        self.heartbeatMs = heartbeatMs
+        self.webhook = webhook
+    }
+
+    /// The adapter's own folder: `<data_dir>/<agency>`.
+    public var agencyDirectory: URL { dataDirectory.appendingPathComponent(agency, isDirectory: true) }
+
+    public static func parse(_ reader: ConfigReader?, agency: String, relativeTo base: URL) throws -> AdapterConfiguration {
+        var config = AdapterConfiguration(agency: agency)
+        guard let reader else { return config }
+        try reader.allowOnly(["broker", "api", "data_dir", "token", "synchronous", "credit", "send_window", "heartbeat_ms", "webhook"])
+        config.broker = try reader.string("broker") ?? config.broker
+        if let api = try reader.string("api") {
+            guard let parsed = HostPort(api) else { throw reader.error("api", "'\(api)' is not host:port") }
+            config.api = parsed
+        }
+        if let dir = try reader.string("data_dir") { config.dataDirectory = URL(fileURLWithPath: dir, relativeTo: base).standardizedFileURL }
+        config.token = try reader.string("token")
+        config.durability = try readDurability(reader) ?? config.durability
+        config.credit = try reader.int("credit", in: 1...100_000) ?? config.credit
+        config.sendWindow = try reader.int("send_window", in: 1...100_000) ?? config.sendWindow
+        config.heartbeatMs = try reader.int("heartbeat_ms", in: 100...600_000) ?? config.heartbeatMs
+        if let webhook = try reader.table("webhook") {
+            try webhook.allowOnly(["url", "max_attempts", "timeout"])
+            let url = try webhook.requiredString("url")
+            guard let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme ?? "") else {
+                throw webhook.error("url", "'\(url)' is not an http(s) URL")
+            }
+            config.webhook = WebhookConfiguration(
+                url: parsed, maxAttempts: try webhook.int("max_attempts", in: 1...1000) ?? 12,
+                timeout: try webhook.duration("timeout") ?? 10
+            )
+        }
+        return config
+    }
+}
+
+/// Where the adapter POSTs its agency system's events, and how hard it tries.
+public struct WebhookConfiguration: Sendable, Equatable {
+    public var url: URL
+    /// Attempts per event before it is given up (and left in the ledger as failed). Default 12.
+    public var maxAttempts: Int
+    /// Per-request timeout in seconds. Default 10.
+    public var timeout: TimeInterval
+
+    public init(url: URL, maxAttempts: Int = 12, timeout: TimeInterval = 10) {
+        self.url = url
+        self.maxAttempts = maxAttempts
+        self.timeout = timeout
+    }
+}
+
+private func readDurability(_ reader: ConfigReader) throws -> Durability? {
+    guard let text = try reader.string("synchronous") else { return nil }
+    guard let value = Durability(rawValue: text) else { throw reader.error("synchronous", "must be \"full\" or \"normal\"") }
+    return value
+}
+
+/// Everything in rujuk.toml, with the agencies and SLA files it points to.
+public struct RujukConfiguration: Sendable {
+    public var broker: BrokerConfiguration
+    /// The `[adapter]` table as written; `adapter(for:)` applies it to one agency.
+    public var adapterTable: ConfigReader?
+    public var registry: AgencyRegistry
+    public var sla: SLAPolicy
+    public var baseDirectory: URL
+
+    /// Loads rujuk.toml and the agencies.toml and sla.toml it names (by default, beside it).
+    public static func load(_ url: URL) throws -> RujukConfiguration {
+        let reader = try ConfigReader.load(url)
+        try reader.allowOnly(["broker", "adapter", "agencies", "sla"])
+        let base = url.deletingLastPathComponent()
+        // Relative data directories are taken from the working directory, as operators expect;
+        // the agencies and SLA files are found beside rujuk.toml.
+        let cwd = URL(fileURLWithPath: FileManager.default.currentDirectoryPath, isDirectory: true)
+        let agencies = URL(fileURLWithPath: try reader.string("agencies") ?? "agencies.toml", relativeTo: base)
+        let sla = URL(fileURLWithPath: try reader.string("sla") ?? "sla.toml", relativeTo: base)
+        return RujukConfiguration(
+            broker: try BrokerConfiguration.parse(try reader.table("broker"), relativeTo: cwd),
+            adapterTable: try reader.table("adapter"),
+            registry: try AgencyRegistry.load(agencies),
+            sla: FileManager.default.fileExists(atPath: sla.path) ? try SLAPolicy.load(sla) : .standard,
+            baseDirectory: cwd
+        )
+    }
+
+    public func adapter(for agency: String) throws -> AdapterConfiguration {
+        guard registry[agency] != nil else {
+            throw ConfigError(file: "agencies.toml", line: 0, message: "agency '\(agency)' is not in the registry")
+        }
+        return try AdapterConfiguration.parse(adapterTable, agency: agency, relativeTo: baseDirectory)
+    }
+}

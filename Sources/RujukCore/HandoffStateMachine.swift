@@ -1,0 +1,89 @@
+/// Which side of a handoff an agency is on.
+public enum HandoffRole: String, Sendable {
+    /// The agency that sent the referral.
+    case sender
+    /// The agency the referral is for.
+    case recipient
+}
+
+/// The one place that decides whether a status change is allowed.
+///
+/// ```
+/// requested ──receipt──▶ received ──▶ accepted ──▶ in_progress ──▶ completed
+///                           └──────▶ declined
+/// any non-terminal state ──sender──▶ cancelled
+/// ```
+/// The broker, the sending adapter and the recipient adapter all run every change through it,
+/// so the three copies of a handoff can only move the same way.
+public struct HandoffStateMachine: Sendable, Equatable {
+    public private(set) var status: HandoffStatus
+
+    public init(status: HandoffStatus = .requested) {
+        self.status = status
+    }
+
+    /// Whether `role` may move a handoff from `from` to `to`.
+    public static func allows(from: HandoffStatus, to: HandoffStatus, by role: HandoffRole) -> Bool {
+        switch (from, to, role) {
+        case (.requested, .received, .recipient),
+             (.received, .accepted, .recipient),
+             (.received, .declined, .recipient),
+             (.accepted, .inProgress, .recipient),
+             (.inProgress, .completed, .recipient):
+            return true
+        case (let current, .cancelled, .sender):
+            return !current.isTerminal
+        default:
+            return false
+        }
+    }
+
+    /// Validates the event's own content: a decline or cancellation needs a reason, a completion
+    /// an outcome, and `requested` is never an event (it is the referral itself).
+    public static func validate(_ event: HandoffEvent) throws {
+        switch event.status {
+        case .requested:
+            throw RujukError(.schemaViolation, "status 'requested' is set by the referral itself, not by an update")
+        case .declined, .cancelled:
+            if (event.reason ?? "").trimmed.isEmpty {
+                throw RujukError(.schemaViolation, "'\(event.status.rawValue)' requires a non-empty reason")
+            }
+        case .completed:
+            if (event.outcome ?? "").trimmed.isEmpty {
+                throw RujukError(.schemaViolation, "'completed' requires a non-empty outcome")
+            }
+        default:
+            break
+        }
+    }
+
+    /// Applies a change by `role`, or throws `illegal_transition` and leaves the state as it was.
+    public mutating func apply(_ to: HandoffStatus, by role: HandoffRole) throws {
+        guard Self.allows(from: status, to: to, by: role) else {
+            throw RujukError(
+                .illegalTransition,
+                "\(role.rawValue) cannot move a handoff from '\(status.rawValue)' to '\(to.rawValue)'"
+            )
+        }
+        status = to
+    }
+
+    /// The changes that must be recorded to apply `to`, in order.
+    ///
+    /// An accept or decline can reach a store before the recipient's receipt does (the receipt
+    /// was lost with a connection and is still being resent). The recipient could not answer a
+    /// referral it had not stored, so such an answer implies the receipt: `received` is recorded
+    /// first.
+    public func path(to: HandoffStatus, by role: HandoffRole) -> [HandoffStatus] {
+        if status == .requested, role == .recipient, to == .accepted || to == .declined {
+            return [.received, to]
+        }
+        return [to]
+    }
+}
+
+extension String {
+    var trimmed: String { trimmingCharacters(in: .whitespacesAndNewlines) }
+}
+
+import Foundation

@@ -1,0 +1,88 @@
+import Foundation
+
+/// The JSON conventions of every Rujuk body: snake_case keys (spelled out in `CodingKeys`),
+/// instants as RFC 3339 UTC with milliseconds (`Timestamp`), sorted keys on output so equal
+/// values encode to equal bytes.
+public enum JSONCoding {
+    public static func encoder() -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .custom { date, encoder in
+            var container = encoder.singleValueContainer()
+            try container.encode(Timestamp.format(date))
+        }
+        return encoder
+    }
+
+    public static func decoder() -> JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .custom { decoder in
+            let container = try decoder.singleValueContainer()
+            let text = try container.decode(String.self)
+            guard let date = Timestamp.parse(text) else {
+                throw DecodingError.dataCorruptedError(
+                    in: container, debugDescription: "'\(text)' is not an RFC 3339 timestamp")
+            }
+            return date
+        }
+        return decoder
+    }
+
+    /// Encodes a value to bytes; Rujuk's own types always encode.
+    public static func encode<T: Encodable>(_ value: T) -> [UInt8] {
+        // Encoders are cheap but not free; one per thread would be a premature optimisation.
+        do {
+            return Array(try encoder().encode(value))
+        } catch {
+            preconditionFailure("encoding \(T.self) failed: \(error)")
+        }
+    }
+
+    /// Decodes bytes, turning Foundation's errors into `schema_violation` with the field path.
+    public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8], what: String) throws -> T {
+        do {
+            return try decoder().decode(T.self, from: Data(bytes))
+        } catch let error as DecodingError {
+            throw RujukError(.schemaViolation, "\(what): \(describe(error))")
+        } catch {
+            throw RujukError(.schemaViolation, "\(what): not valid JSON")
+        }
+    }
+
+    /// A one-line account of a decoding error that names the field, never the value (a value
+    /// could be personal data, and reasons end up in logs).
+    public static func describe(_ error: DecodingError) -> String {
+        func path(_ keys: [any CodingKey], _ last: (any CodingKey)? = nil) -> String {
+            let all = keys + (last.map { [$0] } ?? [])
+            let text = all.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }
+                .reduce("") { $0.isEmpty || $1.hasPrefix("[") ? $0 + $1 : $0 + "." + $1 }
+            return text.isEmpty ? "the body" : "'\(text)'"
+        }
+        switch error {
+        case .keyNotFound(let key, let context):
+            return "\(path(context.codingPath, key)) is required"
+        case .typeMismatch(let type, let context):
+            return "\(path(context.codingPath)) must be \(jsonName(type))"
+        case .valueNotFound(let type, let context):
+            return "\(path(context.codingPath)) must be \(jsonName(type)), not null"
+        case .dataCorrupted(let context):
+            if context.codingPath.isEmpty { return "not valid JSON" }
+            if context.debugDescription.contains("RFC 3339") {
+                return "\(path(context.codingPath)) must be an RFC 3339 timestamp"
+            }
+            return "\(path(context.codingPath)) has a value outside its allowed set"
+        @unknown default:
+            return "does not follow the schema"
+        }
+    }
+
+    private static func jsonName(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: "a string"
+        case is Bool.Type: "a boolean"
+        case is Int.Type, is Int64.Type, is Double.Type: "a number"
+        case is [Any].Type: "an array"
+        default: String(describing: type).hasPrefix("Array") ? "an array" : "an object"
+        }
+    }
+}

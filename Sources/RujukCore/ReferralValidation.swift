@@ -1,0 +1,98 @@
+import Foundation
+
+/// The rules a referral must follow beyond its JSON shape. The JSON Schemas in
+/// Protocols/schemas state the same rules for implementers in other languages.
+public enum ReferralValidation {
+    public static let maxReasonLength = 280
+
+    /// Checks an agency id: lowercase letters, digits and dashes, 2 to 63 characters.
+    public static func isAgencyID(_ text: String) -> Bool {
+        let utf8 = Array(text.utf8)
+        guard (2...63).contains(utf8.count), let first = utf8.first, isLowerAlnum(first) else { return false }
+        return utf8.allSatisfy { isLowerAlnum($0) || $0 == UInt8(ascii: "-") }
+    }
+
+    static func isLowerAlnum(_ char: UInt8) -> Bool {
+        (char >= 97 && char <= 122) || (char >= 48 && char <= 57)
+    }
+
+    /// Validates the envelope and the body; throws `schema_violation` naming the field.
+    public static func validate(_ referral: Referral) throws {
+        try validateEnvelope(referral)
+        try validate(referral.body)
+    }
+
+    public static func validateEnvelope(_ referral: Referral) throws {
+        func fail(_ reason: String) throws -> Never { throw RujukError(.schemaViolation, reason) }
+        if !MessageID.isValid(referral.id) { try fail("'id' must be a UUIDv7") }
+        let caseRef = Array(referral.caseRef.utf8)
+        if caseRef.isEmpty || caseRef.count > 64 || !caseRef.allSatisfy({ isLowerAlnum($0) || ($0 >= 65 && $0 <= 90) || "._/-".utf8.contains($0) }) {
+            try fail("'case_ref' must be 1-64 characters of letters, digits and . _ / -")
+        }
+        if !isAgencyID(referral.from) { try fail("'from' is not an agency id") }
+        if !isAgencyID(referral.to) { try fail("'to' is not an agency id") }
+        if referral.from == referral.to { try fail("'to' must differ from 'from'") }
+        if !isProvinceCode(referral.location.province) {
+            try fail("'location.province' must be an ISO 3166-2 code such as ID-KR")
+        }
+        if referral.location.regency.trimmed.isEmpty || referral.location.regency.count > 100 {
+            try fail("'location.regency' must be 1-100 characters")
+        }
+        if referral.reason.trimmed.isEmpty || referral.reason.count > maxReasonLength {
+            try fail("'reason' must be 1-\(maxReasonLength) characters")
+        }
+        if referral.dueReceive < referral.createdAt || referral.dueRespond < referral.dueReceive
+            || referral.dueComplete < referral.dueRespond {
+            try fail("deadlines must satisfy created_at <= due_receive <= due_respond <= due_complete")
+        }
+    }
+
+    public static func validate(_ body: ReferralBody) throws {
+        func fail(_ reason: String) throws -> Never { throw RujukError(.schemaViolation, reason) }
+        let subject = body.subject
+        if !Subject.ageBands.contains(subject.ageBand) {
+            try fail("'body.subject.age_band' must be one of \(Subject.ageBands.joined(separator: ", "))")
+        }
+        if !Subject.genders.contains(subject.gender) {
+            try fail("'body.subject.gender' must be one of \(Subject.genders.joined(separator: ", "))")
+        }
+        let nationality = Array(subject.nationality.utf8)
+        if nationality.count != 2 || !nationality.allSatisfy({ $0 >= 65 && $0 <= 90 }) {
+            try fail("'body.subject.nationality' must be an ISO 3166-1 alpha-2 code")
+        }
+        if subject.child && !["0-11", "12-17", "unknown"].contains(subject.ageBand) {
+            try fail("'body.subject.child' contradicts 'body.subject.age_band'")
+        }
+        if subject.languages.contains(where: { $0.isEmpty || $0.count > 35 }) {
+            try fail("'body.subject.languages' must be BCP 47 tags")
+        }
+        let consent = body.consent
+        if consent.recordedBy.trimmed.isEmpty { try fail("'body.consent.recorded_by' is required") }
+        switch consent.status {
+        case .given:
+            if consent.scope.isEmpty { try fail("'body.consent.scope' must name at least one kind of agency") }
+        case .overridden:
+            if (consent.justification ?? "").trimmed.isEmpty {
+                try fail("'body.consent.justification' is required when consent is overridden")
+            }
+        }
+    }
+
+    /// `ID-KR`, `MY-01`: two capital letters, a dash, one to three capitals or digits.
+    public static func isProvinceCode(_ text: String) -> Bool {
+        let utf8 = Array(text.utf8)
+        guard (4...6).contains(utf8.count), utf8[2] == UInt8(ascii: "-") else { return false }
+        return utf8[0..<2].allSatisfy { $0 >= 65 && $0 <= 90 }
+            && utf8[3...].allSatisfy { ($0 >= 65 && $0 <= 90) || ($0 >= 48 && $0 <= 57) }
+    }
+
+    /// Validates an update event's shape: ids, agency, and the content its status needs.
+    public static func validate(_ event: HandoffEvent) throws {
+        if !MessageID.isValid(event.id) { throw RujukError(.schemaViolation, "'id' must be a UUIDv7") }
+        if !MessageID.isValid(event.referralId) { throw RujukError(.schemaViolation, "'referral_id' must be a UUIDv7") }
+        if !isAgencyID(event.by) { throw RujukError(.schemaViolation, "'by' is not an agency id") }
+        if let reason = event.reason, reason.count > 1000 { throw RujukError(.schemaViolation, "'reason' is over 1000 characters") }
+        if let outcome = event.outcome, outcome.count > 1000 { throw RujukError(.schemaViolation, "'outcome' is over 1000 characters") }
+        try HandoffStateMachine.validate(event)
+    }
+}

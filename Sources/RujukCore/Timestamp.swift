@@ -1,0 +1,89 @@
+import Foundation
+
+/// The wire form of instants: RFC 3339 in UTC with milliseconds, `2026-11-23T09:30:00.000Z`.
+///
+/// Written by hand rather than with `ISO8601DateFormatter` because the broker formats and
+/// parses several of these per message on its hot path.
+public enum Timestamp {
+    public static func format(_ date: Date) -> String {
+        let totalMilliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+        var days = totalMilliseconds >= 0 ? totalMilliseconds / 86_400_000 : (totalMilliseconds - 86_399_999) / 86_400_000
+        var remainder = totalMilliseconds - days * 86_400_000
+        let hour = remainder / 3_600_000; remainder %= 3_600_000
+        let minute = remainder / 60_000; remainder %= 60_000
+        let second = remainder / 1000
+        let millisecond = remainder % 1000
+        // Civil-from-days (Howard Hinnant's algorithm).
+        days += 719_468
+        let era = (days >= 0 ? days : days - 146_096) / 146_097
+        let dayOfEra = days - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
+        var year = yearOfEra + era * 400
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let mp = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        if month <= 2 { year += 1 }
+        func pad(_ value: Int64, _ width: Int) -> String {
+            let text = String(value)
+            return text.count >= width ? text : String(repeating: "0", count: width - text.count) + text
+        }
+        return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(hour, 2)):\(pad(minute, 2)):\(pad(second, 2)).\(pad(millisecond, 3))Z"
+    }
+
+    /// Parses `YYYY-MM-DDTHH:MM:SS[.fff]Z` or with a `±HH:MM` offset; nil if it is not one.
+    public static func parse(_ text: String) -> Date? {
+        let c = Array(text.utf8)
+        guard c.count >= 20 else { return nil }
+        func number(_ from: Int, _ count: Int) -> Int64? {
+            var value: Int64 = 0
+            for index in from..<(from + count) {
+                guard index < c.count, c[index] >= 48, c[index] <= 57 else { return nil }
+                value = value * 10 + Int64(c[index] - 48)
+            }
+            return value
+        }
+        guard let year = number(0, 4), c[4] == UInt8(ascii: "-"), let month = number(5, 2), c[7] == UInt8(ascii: "-"),
+              let day = number(8, 2), c[10] == UInt8(ascii: "T") || c[10] == UInt8(ascii: "t"),
+              let hour = number(11, 2), c[13] == UInt8(ascii: ":"), let minute = number(14, 2),
+              c[16] == UInt8(ascii: ":"), let second = number(17, 2),
+              (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61
+        else { return nil }
+        var index = 19
+        var milliseconds: Int64 = 0
+        if index < c.count, c[index] == UInt8(ascii: ".") {
+            index += 1
+            var digits = 0
+            while index < c.count, c[index] >= 48, c[index] <= 57 {
+                if digits < 3 { milliseconds = milliseconds * 10 + Int64(c[index] - 48) }
+                digits += 1
+                index += 1
+            }
+            guard digits > 0 else { return nil }
+            for _ in 0..<max(0, 3 - digits) { milliseconds *= 10 }
+        }
+        var offsetSeconds: Int64 = 0
+        guard index < c.count else { return nil }
+        if c[index] == UInt8(ascii: "Z") || c[index] == UInt8(ascii: "z") {
+            index += 1
+        } else if c[index] == UInt8(ascii: "+") || c[index] == UInt8(ascii: "-") {
+            let sign: Int64 = c[index] == UInt8(ascii: "+") ? 1 : -1
+            guard let offsetHours = number(index + 1, 2), index + 3 < c.count, c[index + 3] == UInt8(ascii: ":"),
+                  let offsetMinutes = number(index + 4, 2) else { return nil }
+            offsetSeconds = sign * (offsetHours * 3600 + offsetMinutes * 60)
+            index += 6
+        } else {
+            return nil
+        }
+        guard index == c.count else { return nil }
+        // Days-from-civil (Howard Hinnant's algorithm).
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yearOfEra = y - era * 400
+        let dayOfYear = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        let days = era * 146_097 + dayOfEra - 719_468
+        let seconds = days * 86400 + hour * 3600 + minute * 60 + second - offsetSeconds
+        return Date(timeIntervalSince1970: Double(seconds) + Double(milliseconds) / 1000)
+    }
+}
