@@ -1,0 +1,45 @@
+import DequeModule
+import RujukCore
+
+/// One agency's mailbox as the router thread holds it.
+///
+/// The store is the mailbox; this is a window on it. Only agencies with a session keep
+/// entries in memory, at most `capacity` of them; the rest stay in the store and are read in
+/// order as the window empties. So memory stays bounded whatever the backlog, and a broker
+/// restart has nothing to load until an agency connects.
+struct Mailbox {
+    /// Entries read from the store (or committed while the agency was connected), not yet sent.
+    var queue = Deque<MailboxEntry>()
+    /// Sent on the current session and not yet receipted, by message id.
+    var inFlight: [String: MailboxEntry] = [:]
+    /// The highest delivery seq read into memory; the store holds the rest after it.
+    var loadedThrough: Int64 = 0
+    /// Whether the store may hold pending entries after `loadedThrough`.
+    var more = true
+
+    /// Takes a newly committed entry: into memory if the window has room and nothing older
+    /// waits in the store, otherwise it stays in the store for later.
+    mutating func append(_ entry: MailboxEntry, capacity: Int, connected: Bool) {
+        if connected, !more, queue.count < capacity {
+            queue.append(entry)
+            loadedThrough = entry.seq
+        } else {
+            more = true
+        }
+    }
+
+    /// Puts in-flight entries back at the front, in order, for redelivery on the next session.
+    mutating func requeueInFlight() {
+        let returned = inFlight.values.sorted { $0.seq < $1.seq }
+        inFlight.removeAll()
+        for entry in returned.reversed() { queue.prepend(entry) }
+    }
+
+    /// Forgets the in-memory window (the agency went away); the store still has everything.
+    mutating func release() {
+        queue.removeAll()
+        inFlight.removeAll()
+        loadedThrough = 0
+        more = true
+    }
+}

@@ -1,0 +1,330 @@
+import CZeroMQ
+import Foundation
+import Logging
+import RujukCore
+import ZeroMQ
+
+/// What the router thread reports about itself, for `/health` and the tests.
+public struct RouterSnapshot: Sendable, Codable {
+    /// Agencies with a live session.
+    public var connected: [String] = []
+    /// Messages committed since start (REFER and UPDATE).
+    public var committed: Int = 0
+    /// Group commits since start.
+    public var batches: Int = 0
+    /// Messages refused since start.
+    public var refused: Int = 0
+    /// DELIVERs sent since start, redeliveries included.
+    public var delivered: Int = 0
+}
+
+/// The broker's router: a dedicated thread that owns the ROUTER socket, runs the sessions and
+/// mailboxes, and does the group commit.
+///
+/// Nothing else touches its socket or its state. Other threads talk to it only through
+/// `stop()` and `snapshot`, which go through a lock and a `Wakeup`.
+public final class RouterLoop: @unchecked Sendable {
+    private let configuration: BrokerConfiguration
+    private let registry: AgencyRegistry
+    private let store: BrokerStore
+    private let clock: any RujukCore.Clock
+    private let logger: Logger
+    private let context: Context
+    private let wakeup = Wakeup()
+    private let lock = NSLock()
+    private var stopping = false
+    private var shared = RouterSnapshot()
+    private let finished = DispatchSemaphore(value: 0)
+
+    // Router-thread state.
+    private var sessions: [[UInt8]: Session] = [:]
+    private var sessionByAgency: [String: [UInt8]] = [:]
+    private var mailboxes: [String: Mailbox] = [:]
+    private var stats = RouterSnapshot()
+
+    private struct Session {
+        var routingID: [UInt8]
+        var agency: String
+        var credit: Int
+        var lastHeard: UInt64
+        var lastSent: UInt64
+    }
+
+    public init(configuration: BrokerConfiguration, registry: AgencyRegistry, store: BrokerStore, context: Context, clock: any RujukCore.Clock, logger: Logger) {
+        self.configuration = configuration
+        self.registry = registry
+        self.store = store
+        self.context = context
+        self.clock = clock
+        self.logger = logger
+    }
+
+    /// Binds the ROUTER and starts the thread; returns the bound endpoint (useful with port 0 / `*`).
+    public func start() throws -> String {
+        let ready = DispatchSemaphore(value: 0)
+        let outcome = Locked<Result<String, any Error>>(.failure(RujukError(.internal, "router did not start")))
+        let thread = Thread { [self] in
+            let socket: Socket
+            do {
+                socket = try Socket(context, .router)
+                try socket.set(ZMQ_ROUTER_MANDATORY, Int32(1))
+                try socket.set(ZMQ_SNDHWM, Int32(0))
+                try socket.set(ZMQ_RCVHWM, Int32(0))
+                try socket.set(ZMQ_MAXMSGSIZE, int64: Int64(configuration.maxMessageBytes + 4096))
+                try socket.bind(configuration.router)
+                let endpoint = try socket.lastEndpoint
+                outcome.withLock { $0 = .success(endpoint) }
+            } catch {
+                outcome.withLock { $0 = .failure(error) }
+                ready.signal()
+                finished.signal()
+                return
+            }
+            ready.signal()
+            run(socket)
+            socket.close()
+            finished.signal()
+        }
+        thread.name = "rujuk.router"
+        thread.stackSize = 4 << 20
+        thread.start()
+        ready.wait()
+        return try outcome.current.get()
+    }
+
+    /// Asks the thread to finish its current group commit and stop; waits until it has.
+    public func stop() {
+        lock.withLock { stopping = true }
+        wakeup.notify()
+        finished.wait()
+        finished.signal()
+    }
+
+    public var snapshot: RouterSnapshot { lock.withLock { shared } }
+
+    // MARK: - The loop
+
+    private func run(_ socket: Socket) {
+        let tick = max(10, configuration.heartbeatMs / 4)
+        while !lock.withLock({ stopping }) {
+            do {
+                let readable = try poll([.socket(socket), .fd(wakeup.fileDescriptor)], timeoutMilliseconds: tick)
+                if readable[1] { wakeup.drain() }
+                var batch: [Multipart] = []
+                while batch.count < configuration.maxBatch, let message = try socket.receive(dontWait: true) {
+                    batch.append(message)
+                }
+                if !batch.isEmpty { process(batch, socket) }
+                heartbeat(socket)
+                publishStats()
+            } catch let error as ZMQError where error.isTerminated {
+                break
+            } catch {
+                logger.error("router loop error", metadata: ["error": "\(error)"])
+            }
+        }
+        for session in sessions.values { send(.bye, to: session.routingID, socket) }
+    }
+
+    private func publishStats() {
+        stats.connected = sessionByAgency.keys.sorted()
+        let copy = stats
+        lock.withLock { shared = copy }
+    }
+
+    private func process(_ batch: [Multipart], _ socket: Socket) {
+        var writes: [PendingWrite] = []
+        var origins: [[UInt8]] = []
+        let now = monotonicMilliseconds()
+        for message in batch {
+            guard message.frames.count >= 1 else { continue }
+            let routingID = message.frames[0]
+            let frames = Array(message.frames.dropFirst())
+            sessions[routingID]?.lastHeard = now
+            let decoded: RRPMessage
+            do {
+                decoded = try RRPCodec.decode(frames, maxMessageBytes: configuration.maxMessageBytes)
+            } catch let error as RujukError {
+                refuse(error, id: RRPCodec.messageID(in: frames), to: routingID, socket)
+                continue
+            } catch {
+                refuse(RujukError(.badFrame, "undecodable message"), id: nil, to: routingID, socket)
+                continue
+            }
+            if case .hello(let hello) = decoded {
+                openSession(hello, userID: message.userId, routingID: routingID, socket)
+                continue
+            }
+            guard let session = sessions[routingID] else {
+                if case .bye = decoded { continue }
+                refuse(RujukError(.noSession, "send HELLO first"), id: RRPCodec.messageID(in: frames), to: routingID, socket)
+                continue
+            }
+            switch decoded {
+            case .refer(let referral, let raw):
+                do {
+                    guard referral.from == session.agency else {
+                        logger.warning("security: referral 'from' names another agency", metadata: ["agency.id": "\(session.agency)", "claimed": "\(referral.from)", "message.id": "\(referral.id)"])
+                        throw RujukError(.identityMismatch, "'from' is '\(referral.from)' but the message came from '\(session.agency)'")
+                    }
+                    try registry.checkRoute(from: referral.from, to: referral.to, service: referral.service)
+                    writes.append(.refer(referral, raw: raw, agency: session.agency))
+                    origins.append(routingID)
+                } catch let error as RujukError {
+                    refuse(error, id: referral.id, to: routingID, socket)
+                } catch {}
+            case .update(let event, let raw):
+                writes.append(.update(event, raw: raw, agency: session.agency))
+                origins.append(routingID)
+            case .receipt(let receipt):
+                writes.append(.receipt(ids: receipt.ids, agency: session.agency))
+                origins.append(routingID)
+            case .ping:
+                send(.pong, to: routingID, socket)
+            case .pong:
+                break
+            case .bye:
+                closeSession(routingID, reason: "bye")
+            case .hello, .ready, .commit, .deliver, .error:
+                refuse(RujukError(.unknownCommand, "\(decoded.command.rawValue) is sent by the broker, not to it"), id: nil, to: routingID, socket)
+            }
+        }
+        guard !writes.isEmpty else { return }
+
+        let (outcomes, deliveries) = store.commit(writes, now: clock.now())
+        stats.batches += 1
+        var commits: [[UInt8]: [String]] = [:]
+        var commitOrder: [[UInt8]] = []
+        for (index, outcome) in outcomes.enumerated() {
+            let origin = origins[index]
+            switch outcome {
+            case .committed(let id):
+                if case .receipt(let ids, let agency) = writes[index] {
+                    for id in ids { mailboxes[agency]?.inFlight.removeValue(forKey: id) }
+                    continue
+                }
+                if commits[origin] == nil { commitOrder.append(origin) }
+                commits[origin, default: []].append(id)
+                stats.committed += 1
+            case .refused(let error, let id):
+                refuse(error, id: id, to: origin, socket)
+            }
+        }
+        // Acknowledge only now: the transaction holding these messages has committed.
+        for origin in commitOrder {
+            send(.commit(Commit(ids: commits[origin]!)), to: origin, socket)
+        }
+        var touched = Set<String>()
+        for (agency, entry) in deliveries {
+            let connected = sessionByAgency[agency] != nil
+            mailboxes[agency, default: Mailbox()].append(entry, capacity: configuration.mailboxMemory, connected: connected)
+            touched.insert(agency)
+        }
+        for write in writes {
+            if case .receipt(_, let agency) = write { touched.insert(agency) }
+        }
+        for agency in touched { pump(agency, socket) }
+    }
+
+    private func refuse(_ error: RujukError, id: String?, to routingID: [UInt8], _ socket: Socket) {
+        stats.refused += 1
+        logger.info("refused", metadata: ["error.code": "\(error.code)", "error.reason": "\(error.reason)", "message.id": "\(id ?? "-")", "agency.id": "\(sessions[routingID]?.agency ?? "-")"])
+        send(.error(ProtocolError(error, id: id)), to: routingID, socket)
+    }
+
+    // MARK: - Sessions
+
+    private func openSession(_ hello: Hello, userID: String?, routingID: [UInt8], _ socket: Socket) {
+        guard hello.versions.contains(1) else {
+            return refuse(RujukError(.versionUnsupported, "this broker speaks RRP version 1"), id: nil, to: routingID, socket)
+        }
+        let agency = userID ?? hello.agency
+        if let userID, userID != hello.agency {
+            logger.warning("security: HELLO names another agency", metadata: ["agency.id": "\(userID)", "claimed": "\(hello.agency)"])
+            return refuse(RujukError(.identityMismatch, "HELLO names '\(hello.agency)' but the connection is '\(userID)'"), id: nil, to: routingID, socket)
+        }
+        guard registry[agency] != nil else {
+            return refuse(RujukError(.unknownAgency, "agency '\(agency)' is not in the registry"), id: nil, to: routingID, socket)
+        }
+        if let previous = sessionByAgency[agency] { closeSession(previous, reason: "replaced by a new session") }
+        if sessions[routingID] != nil { closeSession(routingID, reason: "new HELLO") }
+        let now = monotonicMilliseconds()
+        let credit = min(hello.credit, configuration.maxCredit)
+        sessions[routingID] = Session(routingID: routingID, agency: agency, credit: credit, lastHeard: now, lastSent: now)
+        sessionByAgency[agency] = routingID
+        mailboxes[agency, default: Mailbox()].release()
+        logger.info("session opened", metadata: ["agency.id": "\(agency)", "credit": "\(credit)"])
+        send(.ready(Ready(version: 1, agency: agency, heartbeatMs: configuration.heartbeatMs, maxMessageBytes: configuration.maxMessageBytes, credit: credit)), to: routingID, socket)
+        pump(agency, socket)
+    }
+
+    private func closeSession(_ routingID: [UInt8], reason: String) {
+        guard let session = sessions.removeValue(forKey: routingID) else { return }
+        if sessionByAgency[session.agency] == routingID { sessionByAgency[session.agency] = nil }
+        // Unreceipted deliveries stay pending in the store and go out again on the next session.
+        mailboxes[session.agency]?.release()
+        logger.info("session closed", metadata: ["agency.id": "\(session.agency)", "reason": "\(reason)"])
+    }
+
+    private func heartbeat(_ socket: Socket) {
+        let now = monotonicMilliseconds()
+        let interval = UInt64(configuration.heartbeatMs)
+        for (routingID, session) in sessions {
+            if now - session.lastHeard > 3 * interval {
+                closeSession(routingID, reason: "heartbeat timeout")
+            } else if now - session.lastSent >= interval {
+                send(.ping, to: routingID, socket)
+            }
+        }
+    }
+
+    // MARK: - Delivery
+
+    /// Sends what the agency's credit allows, reading the store when the in-memory window is empty.
+    private func pump(_ agency: String, _ socket: Socket) {
+        guard let routingID = sessionByAgency[agency], let session = sessions[routingID] else { return }
+        var box = mailboxes[agency] ?? Mailbox()
+        defer { if sessions[routingID] != nil { mailboxes[agency] = box } }
+        while box.inFlight.count < session.credit {
+            if box.queue.isEmpty {
+                guard box.more else { break }
+                let room = configuration.mailboxMemory
+                do {
+                    let loaded = try store.pending(agency: agency, after: box.loadedThrough, limit: room)
+                    box.more = loaded.count == room
+                    guard let last = loaded.last else { break }
+                    box.loadedThrough = last.seq
+                    box.queue.append(contentsOf: loaded)
+                } catch {
+                    logger.error("cannot read mailbox", metadata: ["agency.id": "\(agency)", "error": "\(error)"])
+                    break
+                }
+            }
+            var entry = box.queue.removeFirst()
+            entry.attempt += 1
+            guard send(.deliver(DeliveryHeader(kind: entry.kind, id: entry.messageID, attempt: entry.attempt), payload: entry.payload), to: routingID, socket) else {
+                return
+            }
+            box.inFlight[entry.messageID] = entry
+            stats.delivered += 1
+        }
+    }
+
+    @discardableResult
+    private func send(_ message: RRPMessage, to routingID: [UInt8], _ socket: Socket) -> Bool {
+        do {
+            try socket.send([routingID] + RRPCodec.encode(message), dontWait: true)
+            sessions[routingID]?.lastSent = monotonicMilliseconds()
+            return true
+        } catch {
+            // The peer is gone (EHOSTUNREACH) or not reading (EAGAIN): end its session; what
+            // it had not receipted is still pending in the store.
+            closeSession(routingID, reason: "send failed: \(error)")
+            return false
+        }
+    }
+}
+
+func monotonicMilliseconds() -> UInt64 {
+    DispatchTime.now().uptimeNanoseconds / 1_000_000
+}
