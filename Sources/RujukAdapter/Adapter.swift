@@ -1,0 +1,123 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import RujukCore
+import ServiceLifecycle
+import ZeroMQ
+
+/// An agency's adapter: its ledger, its link to the broker, its local API and webhook.
+/// Runs as one `Service` that stops gracefully: the API stops, the link finishes, the ledger closes.
+public final class Adapter: ServiceLifecycle.Service, @unchecked Sendable {
+    public let configuration: AdapterConfiguration
+    public let ledger: Ledger
+    public let link: BrokerLink
+    public let hub = NotificationHub()
+    public let token: String
+    let registry: AgencyRegistry
+    let sla: SLAPolicy
+    let clock: any RujukCore.Clock
+    private let logger: Logger
+    private let httpPort = Locked<Int?>(nil)
+
+    public var agency: String { configuration.agency }
+
+    public init(configuration: AdapterConfiguration, registry: AgencyRegistry, sla: SLAPolicy, context: Context, clock: any RujukCore.Clock = SystemClock(), logger: Logger) throws {
+        guard registry[configuration.agency] != nil else {
+            throw RujukError(.unknownAgency, "agency '\(configuration.agency)' is not in the registry")
+        }
+        self.configuration = configuration
+        self.registry = registry
+        self.sla = sla
+        self.clock = clock
+        self.logger = logger
+        ledger = try Ledger(directory: configuration.agencyDirectory, agency: configuration.agency, durability: configuration.durability, clock: clock)
+        token = try configuration.token ?? Self.loadOrCreateToken(in: configuration.agencyDirectory)
+        let hub = self.hub
+        link = BrokerLink(configuration: configuration, ledger: ledger, context: context, logger: logger, onChange: { hub.poke() })
+        link.start()
+    }
+
+    /// The API token file, `<agency dir>/api.token`, created with a random token and mode 0600.
+    public static func tokenFile(in directory: URL) -> URL { directory.appendingPathComponent("api.token") }
+
+    static func loadOrCreateToken(in directory: URL) throws -> String {
+        let file = tokenFile(in: directory)
+        if let existing = try? String(contentsOf: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines), !existing.isEmpty {
+            return existing
+        }
+        var generator = SystemRandomNumberGenerator()
+        let token = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+        FileManager.default.createFile(atPath: file.path, contents: Data(token.utf8), attributes: [.posixPermissions: 0o600])
+        return token
+    }
+
+    public var boundHTTPPort: Int? { httpPort.current }
+
+    // MARK: - What the API does
+
+    /// Validates, stamps and records a new referral; when this returns it is in the outbox.
+    public func refer(_ request: ReferralRequest) throws -> HandoffView {
+        guard let me = registry[agency] else { throw RujukError(.unknownAgency, "agency '\(agency)' is not in the registry") }
+        try registry.checkRoute(from: agency, to: request.to, service: request.service)
+        let now = clock.now()
+        let due = sla.deadlines(service: request.service, priority: request.priority, createdAt: now)
+        let referral = Referral(
+            id: request.id ?? MessageID.make(at: now), caseRef: request.caseRef, from: agency, to: request.to,
+            service: request.service, priority: request.priority,
+            location: request.location ?? Location(province: me.province, regency: me.regency),
+            reason: request.reason, createdAt: now, dueReceive: due.receive, dueRespond: due.respond, dueComplete: due.complete,
+            body: request.body)
+        try ReferralValidation.validate(referral)
+        let view = try ledger.createReferral(referral)
+        link.outboxChanged()
+        hub.poke()
+        logger.info("referral queued", metadata: ["handoff.id": "\(referral.id)", "agency.to": "\(referral.to)", "service": "\(referral.service.rawValue)"])
+        return view
+    }
+
+    /// Applies a status change by this agency and queues it for the broker.
+    public func change(_ id: String, to status: HandoffStatus, reason: String?, outcome: String?) throws -> HandoffView {
+        let view = try ledger.applyLocal(referralID: id, status: status, reason: reason, outcome: outcome)
+        link.outboxChanged()
+        hub.poke()
+        logger.info("status changed", metadata: ["handoff.id": "\(id)", "status": "\(status.rawValue)"])
+        return view
+    }
+
+    // MARK: - Running
+
+    public func run() async throws {
+        let port = httpPort
+        let app = Application(
+            router: AdapterAPI(adapter: self).routes(),
+            configuration: .init(address: .hostname(configuration.api.host, port: configuration.api.port), serverName: "rujuk-adapter"),
+            onServerRunning: { channel in port.withLock { $0 = channel.localAddress?.port } },
+            logger: logger
+        )
+        let hub = self.hub
+        let webhook = configuration.webhook.map { WebhookSender(configuration: $0, ledger: ledger, hub: hub, logger: logger) }
+        defer {
+            hub.finishAll()
+            link.stop()
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                // Keepalive for SSE streams, and a periodic look for webhook retries.
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .seconds(15))
+                    hub.poke()
+                }
+            }
+            if let webhook { group.addTask { await webhook.run() } }
+            try await app.run()
+            group.cancelAll()
+        }
+    }
+
+    /// Stops the link thread; for embedding without ServiceLifecycle.
+    public func shutdown() {
+        hub.finishAll()
+        link.stop()
+    }
+}

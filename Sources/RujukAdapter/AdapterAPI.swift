@@ -1,0 +1,88 @@
+import Foundation
+import Hummingbird
+import HTTPTypes
+import NIOCore
+import RujukCore
+import RujukHTTP
+
+/// The agency system's interface to its adapter: JSON over HTTP on loopback, with a bearer
+/// token, and an SSE stream of notifications.
+struct AdapterAPI: Sendable {
+    let adapter: Adapter
+
+    func routes() -> Router<BasicRequestContext> {
+        let routes = Router()
+        routes.add(middleware: ErrorMiddleware())
+        routes.get("/health") { _, _ in
+            struct Health: Encodable { var status = "ok"; var agency: String; var broker: BrokerLink.State }
+            return JSONResponse.make(Health(agency: adapter.agency, broker: adapter.link.state))
+        }
+        let api = routes.group("api").add(middleware: BearerTokenMiddleware(token: adapter.token))
+        api.post("referrals") { request, _ in
+            let body = try await JSONResponse.decode(ReferralRequest.self, from: request)
+            return JSONResponse.make(try adapter.refer(body), status: .created)
+        }
+        api.get("inbox") { request, _ in try list("inbound", request) }
+        api.get("outbox") { request, _ in try list("outbound", request) }
+        api.get("referrals/{id}") { _, context in
+            let id = try context.parameters.require("id")
+            guard let view = try adapter.ledger.view(id) else { throw RujukError(.notFound, "no referral \(id)") }
+            return JSONResponse.make(view)
+        }
+        let actions: [String: HandoffStatus] = ["accept": .accepted, "decline": .declined, "start": .inProgress, "complete": .completed, "cancel": .cancelled]
+        api.post("referrals/{id}/{action}") { request, context in
+            let id = try context.parameters.require("id")
+            let action = try context.parameters.require("action")
+            guard let status = actions[action] else { throw RujukError(.notFound, "unknown action '\(action)' (accept, decline, start, complete, cancel)") }
+            let change = try await JSONResponse.decode(StatusChangeRequest.self, from: request, limit: 16 * 1024)
+            return JSONResponse.make(try adapter.change(id, to: status, reason: change.reason, outcome: change.outcome))
+        }
+        api.get("events") { request, _ in
+            let start = Int64(request.headers[HTTPField.Name("Last-Event-ID")!] ?? request.query("after") ?? "") ?? 0
+            return events(after: start)
+        }
+        return routes
+    }
+
+    private func list(_ direction: String, _ request: Request) throws -> Response {
+        let status = try request.query("status").map { name in
+            guard let status = HandoffStatus(rawValue: name) else { throw RujukError(.schemaViolation, "unknown status '\(name)'") }
+            return status
+        }
+        let service = try request.query("service").map { name in
+            guard let service = Service(rawValue: name) else { throw RujukError(.schemaViolation, "unknown service '\(name)'") }
+            return service
+        }
+        let limit = min(Int(request.query("limit") ?? "") ?? 200, 5000)
+        let views = try adapter.ledger.list(direction: direction, status: status, service: service, overdueOnly: request.query("overdue") == "true", limit: limit)
+        return JSONResponse.make(HandoffList(handoffs: views))
+    }
+
+    /// Server-sent events: every notification after `seq`, then live ones. A client that
+    /// reconnects with `Last-Event-ID` resumes where it stopped, so it sees each one once.
+    private func events(after seq: Int64) -> Response {
+        let ledger = adapter.ledger
+        let wakeups = adapter.hub.subscribe()
+        let body = ResponseBody { writer in
+            var last = seq
+            try await writer.write(ByteBuffer(string: ": rujuk adapter events\nretry: 1000\n\n"))
+            // The hub is poked on every change and every 15 s (keepalive), so this loop also
+            // notices a client that went away when the write fails.
+            var pending = true
+            var iterator = wakeups.makeAsyncIterator()
+            while true {
+                let batch = try ledger.notifications(after: last)
+                for (seq, payload) in batch {
+                    try await writer.write(ByteBuffer(string: "id: \(seq)\nevent: notification\ndata: \(String(decoding: payload, as: UTF8.self))\n\n"))
+                    last = seq
+                }
+                if batch.count == 500 { continue }
+                if !pending { try await writer.write(ByteBuffer(string: ": keepalive\n\n")) }
+                guard await iterator.next() != nil else { break }
+                pending = false
+            }
+            try await writer.finish(nil)
+        }
+        return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-store"], body: body)
+    }
+}

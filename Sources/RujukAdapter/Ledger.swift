@@ -1,0 +1,373 @@
+import Foundation
+import GRDB
+import RujukCore
+
+/// An agency's durable record: every referral it sent and received, every status change, every
+/// acknowledgment sent and received with its time, the outbox of what still has to reach the
+/// broker, and the notifications owed to the agency system.
+public final class Ledger: @unchecked Sendable {
+    public let pool: DatabasePool
+    public let agency: String
+    public let url: URL
+    private let clock: any RujukCore.Clock
+
+    public init(directory: URL, agency: String, durability: Durability, clock: any RujukCore.Clock) throws {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        url = directory.appendingPathComponent("ledger.sqlite")
+        self.agency = agency
+        self.clock = clock
+        var configuration = Configuration()
+        configuration.foreignKeysEnabled = true
+        configuration.busyMode = .timeout(10)
+        configuration.label = "rujuk.ledger"
+        do {
+            pool = try DatabasePool(path: url.path, configuration: configuration)
+            // DatabasePool sets synchronous=NORMAL on its writer by itself; set ours after it.
+            try pool.writeWithoutTransaction { db in
+                try db.execute(sql: "PRAGMA synchronous = \(durability == .full ? "FULL" : "NORMAL")")
+            }
+            try Self.migrator.migrate(pool)
+        } catch let error as DatabaseError {
+            throw RujukError(.storageUnavailable, "cannot open the ledger \(url.path): \(error.message ?? "\(error.resultCode)") — the file was left as it is")
+        }
+    }
+
+    public func synchronousLevel() throws -> Int {
+        try pool.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE referral (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    direction TEXT NOT NULL CHECK (direction IN ('outbound', 'inbound')),
+                    case_ref TEXT NOT NULL,
+                    from_agency TEXT NOT NULL,
+                    to_agency TEXT NOT NULL,
+                    service TEXT NOT NULL,
+                    priority TEXT NOT NULL,
+                    province TEXT NOT NULL,
+                    regency TEXT NOT NULL,
+                    reason TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    delivery TEXT NOT NULL CHECK (delivery IN ('queued', 'sent', 'refused', 'received')),
+                    created_at TEXT NOT NULL,
+                    due_receive TEXT NOT NULL,
+                    due_respond TEXT NOT NULL,
+                    due_complete TEXT NOT NULL,
+                    updated_at TEXT NOT NULL,
+                    body BLOB,
+                    raw BLOB NOT NULL
+                ) WITHOUT ROWID;
+                CREATE INDEX referral_direction ON referral(direction, status, due_respond);
+                CREATE TABLE event (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    referral_id TEXT NOT NULL REFERENCES referral(id),
+                    status TEXT NOT NULL,
+                    by_agency TEXT NOT NULL,
+                    reason TEXT,
+                    outcome TEXT,
+                    at TEXT NOT NULL,
+                    recorded_at TEXT NOT NULL,
+                    origin TEXT NOT NULL CHECK (origin IN ('local', 'remote'))
+                ) WITHOUT ROWID;
+                CREATE INDEX event_referral ON event(referral_id, recorded_at);
+                CREATE TABLE outbox (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    message_id TEXT NOT NULL UNIQUE,
+                    kind TEXT NOT NULL CHECK (kind IN ('refer', 'update')),
+                    referral_id TEXT NOT NULL,
+                    payload BLOB NOT NULL,
+                    created_at TEXT NOT NULL,
+                    committed_at TEXT,
+                    refused_code TEXT,
+                    refused_reason TEXT
+                );
+                CREATE INDEX outbox_pending ON outbox(seq) WHERE committed_at IS NULL AND refused_code IS NULL;
+                CREATE TABLE acknowledgment (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    message_id TEXT NOT NULL,
+                    kind TEXT NOT NULL CHECK (kind IN ('commit_received', 'receipt_sent')),
+                    at TEXT NOT NULL
+                );
+                CREATE INDEX acknowledgment_message ON acknowledgment(message_id);
+                CREATE TABLE notification (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    type TEXT NOT NULL,
+                    referral_id TEXT NOT NULL,
+                    payload BLOB NOT NULL,
+                    created_at TEXT NOT NULL,
+                    webhook_attempts INTEGER NOT NULL DEFAULT 0,
+                    webhook_next_at TEXT,
+                    webhook_done_at TEXT,
+                    webhook_failed INTEGER NOT NULL DEFAULT 0
+                );
+                CREATE INDEX notification_webhook ON notification(seq) WHERE webhook_done_at IS NULL AND webhook_failed = 0;
+                """)
+        }
+        return migrator
+    }
+}
+
+/// One message the outbox still has to get committed at the broker.
+struct OutboxEntry: Sendable {
+    var seq: Int64
+    var messageID: String
+    var kind: String
+    var payload: [UInt8]
+}
+
+/// A notification for the agency system (SSE `id:` is its seq).
+public struct Notification: Codable, Sendable {
+    public var seq: Int64
+    /// `referral.received`, `referral.sent`, `referral.refused`, `handoff.updated`, `update.refused`.
+    public var type: String
+    public var referralId: String
+    public var handoff: HandoffView?
+    public var event: HandoffEvent?
+    public var error: ProtocolError?
+    public var at: Date
+
+    enum CodingKeys: String, CodingKey {
+        case seq, type, handoff, event, error, at
+        case referralId = "referral_id"
+    }
+}
+
+// MARK: - Writes
+
+extension Ledger {
+    /// Records a new outbound referral and queues it for the broker, in one transaction.
+    /// When this returns, the referral survives a crash of the adapter.
+    /// A retried request with the same id returns the referral already stored.
+    func createReferral(_ referral: Referral) throws -> HandoffView {
+        let raw = JSONCoding.encode(referral)
+        let stamp = Timestamp.format(clock.now())
+        try pool.write { db in
+            if try Bool.fetchOne(db, sql: "SELECT 1 FROM referral WHERE id = ?", arguments: [referral.id]) == true {
+                let stored = try Data.fetchOne(db, sql: "SELECT raw FROM referral WHERE id = ?", arguments: [referral.id])
+                guard stored == Data(raw) else { throw RujukError(.duplicateConflict, "referral \(referral.id) already exists with different content") }
+                return
+            }
+            try insertReferral(db, referral, raw: raw, direction: "outbound", status: .requested, delivery: "queued", stamp: stamp)
+            try db.execute(sql: "INSERT INTO event (id, referral_id, status, by_agency, at, recorded_at, origin) VALUES (?, ?, 'requested', ?, ?, ?, 'local')",
+                           arguments: [referral.id, referral.id, agency, Timestamp.format(referral.createdAt), stamp])
+            try db.execute(sql: "INSERT INTO outbox (message_id, kind, referral_id, payload, created_at) VALUES (?, 'refer', ?, ?, ?)",
+                           arguments: [referral.id, referral.id, Data(raw), stamp])
+        }
+        return try view(referral.id)!
+    }
+
+    private func insertReferral(_ db: Database, _ referral: Referral, raw: [UInt8], direction: String, status: HandoffStatus, delivery: String, stamp: String) throws {
+        try db.execute(sql: """
+            INSERT INTO referral (id, direction, case_ref, from_agency, to_agency, service, priority, province, regency, reason, status, delivery,
+                created_at, due_receive, due_respond, due_complete, updated_at, body, raw)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [
+                referral.id, direction, referral.caseRef, referral.from, referral.to, referral.service.rawValue, referral.priority.rawValue,
+                referral.location.province, referral.location.regency, referral.reason, status.rawValue, delivery,
+                Timestamp.format(referral.createdAt), Timestamp.format(referral.dueReceive), Timestamp.format(referral.dueRespond),
+                Timestamp.format(referral.dueComplete), stamp, Data(JSONCoding.encode(referral.body)), Data(raw),
+            ])
+    }
+
+    /// Applies a status change made by this agency (through the API), and queues it for the broker.
+    func applyLocal(referralID: String, status: HandoffStatus, reason: String?, outcome: String?) throws -> HandoffView {
+        let now = clock.now()
+        let stamp = Timestamp.format(now)
+        let event = HandoffEvent(referralId: referralID, by: agency, status: status, reason: reason, outcome: outcome, at: now)
+        try ReferralValidation.validate(event)
+        try pool.write { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT direction, status FROM referral WHERE id = ?", arguments: [referralID]) else {
+                throw RujukError(.notFound, "no referral \(referralID)")
+            }
+            let role: HandoffRole = (row[0] as String) == "outbound" ? .sender : .recipient
+            var machine = HandoffStateMachine(status: HandoffStatus(rawValue: row[1]) ?? .requested)
+            try machine.apply(status, by: role)
+            try recordEvent(db, event, origin: "local", stamp: stamp)
+            try db.execute(sql: "INSERT INTO outbox (message_id, kind, referral_id, payload, created_at) VALUES (?, 'update', ?, ?, ?)",
+                           arguments: [event.id, referralID, Data(JSONCoding.encode(event)), stamp])
+        }
+        return try view(referralID)!
+    }
+
+    private func recordEvent(_ db: Database, _ event: HandoffEvent, origin: String, stamp: String) throws {
+        try db.execute(sql: "INSERT INTO event (id, referral_id, status, by_agency, reason, outcome, at, recorded_at, origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       arguments: [event.id, event.referralId, event.status.rawValue, event.by, event.reason, event.outcome, Timestamp.format(event.at), stamp, origin])
+        try db.execute(sql: "UPDATE referral SET status = ?, updated_at = ? WHERE id = ?", arguments: [event.status.rawValue, stamp, event.referralId])
+    }
+
+    private func notify(_ db: Database, type: String, referralID: String, event: HandoffEvent? = nil, error: ProtocolError? = nil, stamp: String) throws {
+        var notification = Notification(seq: 0, type: type, referralId: referralID, handoff: try view(db, referralID, history: false, body: true), event: event, error: error, at: Timestamp.parse(stamp) ?? clock.now())
+        try db.execute(sql: "INSERT INTO notification (type, referral_id, payload, created_at) VALUES (?, ?, ?, ?)", arguments: [type, referralID, Data(), stamp])
+        notification.seq = db.lastInsertedRowID
+        try db.execute(sql: "UPDATE notification SET payload = ? WHERE seq = ?", arguments: [Data(JSONCoding.encode(notification)), notification.seq])
+    }
+
+    /// Stores a batch of DELIVERed messages in one transaction. Returns the ids to RECEIPT —
+    /// all of them, including those already stored (a redelivery is receipted again but
+    /// recorded once) — and whether anything new was stored.
+    func storeDeliveries(_ deliveries: [(DeliveryHeader, [UInt8])]) throws -> (receipts: [String], refused: [(String, RujukError)], new: Int) {
+        let stamp = Timestamp.format(clock.now())
+        var receipts: [String] = []
+        var refused: [(String, RujukError)] = []
+        var new = 0
+        try pool.write { db in
+            receipts.removeAll(); refused.removeAll(); new = 0
+            for (header, payload) in deliveries {
+                do {
+                    switch header.kind {
+                    case .referral:
+                        let referral = try JSONCoding.decode(Referral.self, from: payload, what: "DELIVER")
+                        try ReferralValidation.validate(referral)
+                        guard referral.to == agency else { throw RujukError(.notParty, "referral \(referral.id) is for '\(referral.to)', not '\(agency)'") }
+                        if try Bool.fetchOne(db, sql: "SELECT 1 FROM referral WHERE id = ?", arguments: [referral.id]) != true {
+                            try insertReferral(db, referral, raw: payload, direction: "inbound", status: .received, delivery: "received", stamp: stamp)
+                            try db.execute(sql: "INSERT INTO event (id, referral_id, status, by_agency, at, recorded_at, origin) VALUES (?, ?, 'requested', ?, ?, ?, 'remote')",
+                                           arguments: [referral.id, referral.id, referral.from, Timestamp.format(referral.createdAt), stamp])
+                            let received = HandoffEvent(referralId: referral.id, by: agency, status: .received, at: clock.now())
+                            try recordEvent(db, received, origin: "local", stamp: stamp)
+                            try notify(db, type: "referral.received", referralID: referral.id, stamp: stamp)
+                            new += 1
+                        }
+                    case .event:
+                        let event = try JSONCoding.decode(HandoffEvent.self, from: payload, what: "DELIVER")
+                        if try Bool.fetchOne(db, sql: "SELECT 1 FROM event WHERE id = ?", arguments: [event.id]) != true {
+                            try applyRemote(db, event, stamp: stamp)
+                            new += 1
+                        }
+                    }
+                    try db.execute(sql: "INSERT INTO acknowledgment (message_id, kind, at) VALUES (?, 'receipt_sent', ?)", arguments: [header.id, stamp])
+                    receipts.append(header.id)
+                } catch let error as RujukError {
+                    refused.append((header.id, error))
+                }
+            }
+        }
+        return (receipts, refused, new)
+    }
+
+    private func applyRemote(_ db: Database, _ event: HandoffEvent, stamp: String) throws {
+        guard let row = try Row.fetchOne(db, sql: "SELECT from_agency, to_agency, status FROM referral WHERE id = ?", arguments: [event.referralId]) else {
+            throw RujukError(.notFound, "event \(event.id) is for unknown referral \(event.referralId)")
+        }
+        let role: HandoffRole = event.by == (row[0] as String) ? .sender : .recipient
+        var machine = HandoffStateMachine(status: HandoffStatus(rawValue: row[2]) ?? .requested)
+        for status in machine.path(to: event.status, by: role) where status != event.status {
+            try? machine.apply(status, by: role)
+        }
+        if (try? machine.apply(event.status, by: role)) != nil {
+            try recordEvent(db, event, origin: "remote", stamp: stamp)
+        } else {
+            // Recorded for the history, but it cannot move the status (the broker's order
+            // decides; this copy will follow the events that come after it).
+            try db.execute(sql: "INSERT INTO event (id, referral_id, status, by_agency, reason, outcome, at, recorded_at, origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'remote')",
+                           arguments: [event.id, event.referralId, event.status.rawValue, event.by, event.reason, event.outcome, Timestamp.format(event.at), stamp])
+        }
+        try notify(db, type: "handoff.updated", referralID: event.referralId, event: event, stamp: stamp)
+    }
+
+    /// Records the broker's COMMIT for outbox messages.
+    func markCommitted(_ ids: [String]) throws {
+        let stamp = Timestamp.format(clock.now())
+        try pool.write { db in
+            for id in ids {
+                try db.execute(sql: "UPDATE outbox SET committed_at = ? WHERE message_id = ? AND committed_at IS NULL", arguments: [stamp, id])
+                guard db.changesCount == 1 else { continue }
+                try db.execute(sql: "INSERT INTO acknowledgment (message_id, kind, at) VALUES (?, 'commit_received', ?)", arguments: [id, stamp])
+                try db.execute(sql: "UPDATE referral SET delivery = 'sent', updated_at = ? WHERE id = ? AND delivery = 'queued'", arguments: [stamp, id])
+                if db.changesCount == 1 { try notify(db, type: "referral.sent", referralID: id, stamp: stamp) }
+            }
+        }
+    }
+
+    /// Records the broker's refusal of an outbox message; it will not be sent again.
+    func markRefused(_ id: String, _ error: ProtocolError) throws {
+        let stamp = Timestamp.format(clock.now())
+        try pool.write { db in
+            guard let referralID = try String.fetchOne(db, sql: "SELECT referral_id FROM outbox WHERE message_id = ? AND committed_at IS NULL AND refused_code IS NULL", arguments: [id]) else { return }
+            try db.execute(sql: "UPDATE outbox SET refused_code = ?, refused_reason = ? WHERE message_id = ?", arguments: [error.code.rawValue, error.reason, id])
+            let isReferral = referralID == id
+            if isReferral {
+                try db.execute(sql: "UPDATE referral SET delivery = 'refused', updated_at = ? WHERE id = ?", arguments: [stamp, id])
+            }
+            try notify(db, type: isReferral ? "referral.refused" : "update.refused", referralID: referralID, error: error, stamp: stamp)
+        }
+    }
+
+    /// Outbox messages not yet committed, after `seq`, in order.
+    func pendingOutbox(after seq: Int64, limit: Int) throws -> [OutboxEntry] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT seq, message_id, kind, payload FROM outbox WHERE committed_at IS NULL AND refused_code IS NULL AND seq > ? ORDER BY seq LIMIT ?",
+                             arguments: [seq, limit]).map { OutboxEntry(seq: $0[0], messageID: $0[1], kind: $0[2], payload: [UInt8]($0[3] as Data)) }
+        }
+    }
+}
+
+// MARK: - Reads
+
+extension Ledger {
+    public func view(_ id: String, history: Bool = true, body: Bool = true) throws -> HandoffView? {
+        try pool.read { db in try view(db, id, history: history, body: body) }
+    }
+
+    func view(_ db: Database, _ id: String, history: Bool, body: Bool) throws -> HandoffView? {
+        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM referral WHERE id = ?", arguments: [id]) else { return nil }
+        var view = Self.view(row, now: clock.now(), body: body)
+        if history {
+            view.history = try Row.fetchAll(db, sql: "SELECT * FROM event WHERE referral_id = ? ORDER BY recorded_at, rowid", arguments: [id]).map(Self.event)
+        }
+        return view
+    }
+
+    static func event(_ row: Row) -> HandoffEvent {
+        HandoffEvent(id: row["id"], referralId: row["referral_id"], by: row["by_agency"], status: HandoffStatus(rawValue: row["status"]) ?? .requested,
+                     reason: row["reason"], outcome: row["outcome"], at: Timestamp.parse(row["at"]) ?? .distantPast)
+    }
+
+    static func view(_ row: Row, now: Date, body: Bool) -> HandoffView {
+        func date(_ column: String) -> Date { Timestamp.parse(row[column]) ?? .distantPast }
+        let status = HandoffStatus(rawValue: row["status"]) ?? .requested
+        let bodyData: Data? = body ? row["body"] : nil
+        return HandoffView(
+            id: row["id"], caseRef: row["case_ref"], from: row["from_agency"], to: row["to_agency"],
+            service: Service(rawValue: row["service"]) ?? .medicalCare, priority: Priority(rawValue: row["priority"]) ?? .routine,
+            location: Location(province: row["province"], regency: row["regency"]), reason: row["reason"], status: status,
+            createdAt: date("created_at"), dueReceive: date("due_receive"), dueRespond: date("due_respond"), dueComplete: date("due_complete"),
+            updatedAt: date("updated_at"),
+            overdue: Breach.at(now, status: status, dueReceive: date("due_receive"), dueRespond: date("due_respond"), dueComplete: date("due_complete")),
+            body: bodyData.flatMap { try? JSONCoding.decoder().decode(ReferralBody.self, from: $0) },
+            direction: row["direction"], delivery: row["delivery"]
+        )
+    }
+
+    /// Inbound or outbound referrals, filtered; inbound sorted by the next due time.
+    public func list(direction: String, status: HandoffStatus?, service: Service?, overdueOnly: Bool, limit: Int) throws -> [HandoffView] {
+        var sql = "SELECT * FROM referral WHERE direction = ?"
+        var arguments: StatementArguments = [direction]
+        if let status { sql += " AND status = ?"; _ = arguments.append(contentsOf: [status.rawValue]) }
+        if let service { sql += " AND service = ?"; _ = arguments.append(contentsOf: [service.rawValue]) }
+        sql += direction == "inbound" ? " ORDER BY CASE WHEN status IN ('declined','completed','cancelled') THEN 1 ELSE 0 END, due_respond" : " ORDER BY created_at DESC"
+        let now = clock.now()
+        let bound = arguments
+        let views = try pool.read { db in try Row.fetchAll(db, sql: sql, arguments: bound).map { Self.view($0, now: now, body: false) } }
+        return Array((overdueOnly ? views.filter { $0.overdue != nil } : views).prefix(limit))
+    }
+
+    /// Notifications after `seq`, oldest first.
+    public func notifications(after seq: Int64, limit: Int = 500) throws -> [(Int64, [UInt8])] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT seq, payload FROM notification WHERE seq > ? ORDER BY seq LIMIT ?", arguments: [seq, limit]).map { ($0[0], [UInt8]($0[1] as Data)) }
+        }
+    }
+
+    /// Acknowledgments recorded for a message: what the adapter sent and received, with times.
+    public func acknowledgments(for messageID: String) throws -> [(kind: String, at: Date)] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT kind, at FROM acknowledgment WHERE message_id = ? ORDER BY seq", arguments: [messageID])
+                .map { (kind: $0[0], at: Timestamp.parse($0[1]) ?? .distantPast) }
+        }
+    }
+}
