@@ -1,0 +1,136 @@
+import ArgumentParser
+import CZeroMQ
+import Foundation
+import Logging
+import RujukAdapter
+import RujukBroker
+import RujukCore
+import ZeroMQ
+
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure referrals/s and send-to-receipt latency through a real broker and adapter.",
+        discussion: """
+            A broker and a recipient adapter (both synchronous=full unless --durability normal) \
+            with their SQLite files in a temporary directory, and a sending client speaking RRP \
+            on a DEALER socket. Latency is from the client's REFER to the broker's DELIVER of the \
+            `received` event, which the broker sends only after the recipient's ledger committed \
+            the referral and its RECEIPT was committed at the broker.
+            """)
+
+    @Option(help: "Referrals for the throughput run.") var count = 20_000
+    @Option(help: "Offered rate for the latency run (referrals/s).") var rate = 500
+    @Option(help: "Seconds of the latency run.") var seconds = 6
+    @Option(help: "full or normal.") var durability: String = "full"
+    @Option(help: "Referrals in flight (sent, not yet received) in the throughput run.") var window = 2000
+    @OptionGroup var options: ConfigOptions
+
+    func run() async throws {
+        let config = try options.load()
+        let durability = Durability(rawValue: durability) ?? .full
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("rujuk-bench-\(ProcessInfo.processInfo.processIdentifier)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var logger = Logger(label: "bench")
+        logger.logLevel = .critical
+        let context = try Context()
+        let broker = try Broker(configuration: BrokerConfiguration(router: "tcp://127.0.0.1:*", dataDirectory: directory.appendingPathComponent("broker"), durability: durability, maxCredit: 4096), registry: config.registry, context: context, logger: logger)
+        let recipient = try Adapter(configuration: AdapterConfiguration(agency: "rsud-embung-fatimah", broker: broker.routerEndpoint, dataDirectory: directory.appendingPathComponent("adapters"), token: "bench", durability: durability, credit: 4096), registry: config.registry, sla: .standard, context: context, logger: logger)
+        defer { recipient.shutdown(); broker.shutdown() }
+
+        let client = try BenchClient(context: context, endpoint: broker.routerEndpoint)
+        print("rujuk bench — \(Timestamp.format(Date())), synchronous=\(durability.rawValue), \(ProcessInfo.processInfo.activeProcessorCount) cores")
+        // Warm-up, so the first connection's setup is not measured.
+        _ = try client.run(referrals: (0..<200).map { _ in BenchClient.referral() }, window: 200, interval: nil)
+
+        let batch = (0..<count).map { _ in BenchClient.referral() }
+        let throughput = try client.run(referrals: batch, window: window, interval: nil)
+        print(String(format: "throughput: %d referrals in %.2f s = %.0f referrals/s (p50 %.2f ms, p99 %.2f ms under saturation)",
+                     count, throughput.elapsed, Double(count) / throughput.elapsed, throughput.p(0.5), throughput.p(0.99)))
+
+        let paced = (0..<(rate * seconds)).map { _ in BenchClient.referral() }
+        let latency = try client.run(referrals: paced, window: 100_000, interval: 1.0 / Double(rate))
+        print(String(format: "latency at %d/s offered: p50 %.2f ms, p99 %.2f ms, max %.2f ms (%d referrals)",
+                     rate, latency.p(0.5), latency.p(0.99), latency.p(1.0), paced.count))
+    }
+}
+
+/// The sending side of the benchmark: an RRP peer as polda-kepri.
+final class BenchClient {
+    let socket: Socket
+
+    struct Result {
+        var elapsed: Double
+        var latencies: [Double]
+        func p(_ q: Double) -> Double {
+            let sorted = latencies.sorted()
+            return sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count - 1) * q))] * 1000
+        }
+    }
+
+    init(context: Context, endpoint: String) throws {
+        socket = try Socket(context, .dealer)
+        try socket.set(ZMQ_SNDHWM, Int32(0))
+        try socket.set(ZMQ_RCVHWM, Int32(0))
+        try socket.connect(endpoint)
+        try socket.send(RRPCodec.encode(.hello(Hello(agency: "polda-kepri", credit: 4096, heartbeatMs: 60_000))))
+        guard let reply = try socket.receive(), case .ready = try RRPCodec.decode(reply.frames) else {
+            throw CLIError("bench: no READY")
+        }
+    }
+
+    static func referral() -> [UInt8] {
+        let now = Date()
+        let referral = Referral(
+            caseRef: "BENCH-1", from: "polda-kepri", to: "rsud-embung-fatimah", service: .medicalCare, priority: .urgent,
+            location: Location(province: "ID-KR", regency: "Batam"), reason: "benchmark referral", createdAt: now,
+            dueReceive: now + 3600, dueRespond: now + 7200, dueComplete: now + 86400,
+            body: ReferralBody(subject: Subject(ageBand: "25-34", gender: "female", nationality: "ID", languages: ["id"], child: false, needs: [], name: "Bench Person", contact: "+62 000"),
+                               consent: Consent(status: .given, scope: [.health], date: now, recordedBy: "bench"),
+                               notes: String(repeating: "n", count: 400)))
+        return RRPCodec.encode(RRPCodec.refer(referral))[2]
+    }
+
+    /// Sends the referrals (paced by `interval`, or as fast as `window` allows) and waits for
+    /// each one's `received` event.
+    func run(referrals: [[UInt8]], window: Int, interval: Double?) throws -> Result {
+        struct OnlyID: Decodable { var id: String }
+        struct EventRef: Decodable { var referral_id: String }
+        var sentAt: [String: UInt64] = [:]
+        var latencies: [Double] = []
+        latencies.reserveCapacity(referrals.count)
+        let start = DispatchTime.now().uptimeNanoseconds
+        var next = 0
+        var done = 0
+        let decoder = JSONDecoder()
+        while done < referrals.count {
+            let now = DispatchTime.now().uptimeNanoseconds
+            while next < referrals.count, sentAt.count < window {
+                if let interval, Double(now - start) / 1e9 < Double(next) * interval { break }
+                let id = try decoder.decode(OnlyID.self, from: Data(referrals[next])).id
+                sentAt[id] = DispatchTime.now().uptimeNanoseconds
+                try socket.send([RRPCodec.header, Array("REFER".utf8), referrals[next]])
+                next += 1
+            }
+            var wait = 1
+            if let interval, next < referrals.count {
+                let due = start + UInt64(Double(next) * interval * 1e9)
+                wait = max(0, Int((Int64(due) - Int64(DispatchTime.now().uptimeNanoseconds)) / 1_000_000))
+            } else {
+                wait = 100
+            }
+            _ = try poll([.socket(socket)], timeoutMilliseconds: wait)
+            var receipts: [String] = []
+            while let message = try socket.receive(dontWait: true) {
+                guard case .deliver(let header, let payload) = try RRPCodec.decode(message.frames, maxMessageBytes: .max) else { continue }
+                receipts.append(header.id)
+                if header.kind == .event, let ref = try? decoder.decode(EventRef.self, from: Data(payload)), let sent = sentAt.removeValue(forKey: ref.referral_id) {
+                    latencies.append(Double(DispatchTime.now().uptimeNanoseconds - sent) / 1e9)
+                    done += 1
+                }
+            }
+            if !receipts.isEmpty { try socket.send(RRPCodec.encode(.receipt(Receipt(ids: receipts)))) }
+        }
+        return Result(elapsed: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9, latencies: latencies)
+    }
+}

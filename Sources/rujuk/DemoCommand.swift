@@ -1,0 +1,165 @@
+import ArgumentParser
+import Foundation
+import Logging
+import RujukAdapter
+import RujukBroker
+import RujukCore
+import ServiceLifecycle
+import ZeroMQ
+
+struct DemoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo",
+        abstract: "Run the sample network in one process and play a realistic scenario.",
+        discussion: """
+            A broker and adapters for the Batam pilot, data in a temporary directory. Police in \
+            Batam refer a rescued migrant worker to the hospital, LPSK and a legal aid MoU partner; \
+            the consulate in Johor Bahru refers a returnee to the Batam shelter, which is offline \
+            for a while and receives on reconnect; one recipient declines. Every handoff is printed \
+            as it happens (ids, agencies, services and states only — never personal data). The \
+            APIs stay up until Ctrl-C; --once exits after the scenario.
+            """)
+
+    @OptionGroup var options: ConfigOptions
+    @Flag(help: "Exit after the scenario.") var once = false
+    @Option(help: "The broker's HTTP port (0 picks a free one).") var httpPort: Int = 7780
+
+    func run() async throws {
+        let config = try options.load()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("rujuk-demo-\(ProcessInfo.processInfo.processIdentifier)")
+        var logger = Logger(label: "rujuk.demo")
+        logger.logLevel = .critical
+        let context = try Context()
+        let brokerConfig = BrokerConfiguration(router: "tcp://127.0.0.1:*", http: HostPort(host: "127.0.0.1", port: httpPort), dataDirectory: directory.appendingPathComponent("broker"), heartbeatMs: 500)
+        let broker = try Broker(configuration: brokerConfig, registry: config.registry, context: context, logger: logger)
+        print("Rujuk demo — data in \(directory.path)")
+        print("broker: router \(broker.routerEndpoint)")
+
+        var adapters: [String: Adapter] = [:]
+        func start(_ agency: String) throws -> Adapter {
+            let adapterConfig = AdapterConfiguration(agency: agency, broker: broker.routerEndpoint, api: HostPort(host: "127.0.0.1", port: 0), dataDirectory: directory.appendingPathComponent("adapters"), token: "demo-\(agency)", heartbeatMs: 500)
+            let adapter = try Adapter(configuration: adapterConfig, registry: config.registry, sla: config.sla, context: context, logger: logger)
+            adapters[agency] = adapter
+            return adapter
+        }
+        let online = ["polda-kepri", "rsud-embung-fatimah", "lpsk", "lbh-batam", "pbh-peradi-batam", "kjri-johor-bahru"]
+        for agency in online { _ = try start(agency) }
+
+        let printer = Printer()
+        let started = adapters
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await broker.run() }
+            for adapter in started.values { group.addTask { try await adapter.run() } }
+            group.addTask {
+                while !Task.isCancelled {
+                    for adapter in started.values { printer.drain(adapter) }
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+            }
+            adapters = try await scenario(started, start: start, printer: printer, group: &group)
+            if let port = broker.boundHTTPPort { print("\nbroker status: http://127.0.0.1:\(port)/api/handoffs") }
+            for (agency, adapter) in adapters.sorted(by: { $0.key < $1.key }) {
+                if let port = adapter.boundHTTPPort { print("adapter \(agency): http://127.0.0.1:\(port)  token demo-\(agency)") }
+            }
+            if once {
+                group.cancelAll()
+            } else {
+                print("\nAPIs are up; Ctrl-C to stop.")
+                try await gracefulShutdown()
+                group.cancelAll()
+            }
+        }
+        for adapter in adapters.values { adapter.shutdown() }
+        broker.shutdown()
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// Prints each adapter's notifications once, as they arrive.
+    final class Printer: @unchecked Sendable {
+        private let cursors = Locked<[String: Int64]>([:])
+        private let start = Date()
+
+        func drain(_ adapter: Adapter) {
+            let after = cursors.current[adapter.agency] ?? 0
+            guard let batch = try? adapter.ledger.notifications(after: after), !batch.isEmpty else { return }
+            for (seq, payload) in batch {
+                guard let note = try? JSONCoding.decode(Notification.self, from: payload, what: "notification"), let view = note.handoff else { continue }
+                let clock = String(format: "%6.2fs", Date().timeIntervalSince(start))
+                let what: String = switch note.type {
+                case "referral.received": "received (stored in \(view.to)'s ledger)"
+                case "referral.sent": "committed at the broker"
+                case "handoff.updated": "\(note.event?.status.rawValue ?? "?") by \(note.event?.by ?? "?")"
+                default: note.type
+                }
+                let side = adapter.agency == view.from ? "sender" : "recipient"
+                print("[\(clock)] \(view.id.suffix(12))  \(view.from) → \(view.to)  \(view.service.rawValue)/\(view.priority.rawValue)  \(what)  [seen by \(side) \(adapter.agency)]")
+            }
+            cursors.withLock { $0[adapter.agency] = batch.last!.0 }
+        }
+    }
+
+    private func scenario(_ initial: [String: Adapter], start: (String) throws -> Adapter, printer: Printer, group: inout ThrowingTaskGroup<Void, any Error>) async throws -> [String: Adapter] {
+        var adapters = initial
+        func wait(_ what: String, _ condition: () throws -> Bool) async throws {
+            let deadline = Date() + 30
+            while try !condition() {
+                guard Date() < deadline else { throw CLIError("demo: timed out waiting for \(what)") }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        func status(_ agency: String, _ id: String) throws -> HandoffStatus? { try adapters[agency]?.ledger.view(id, history: false, body: false)?.status }
+
+        func person(_ needs: [String], _ scope: [AgencyKind]) -> ReferralBody {
+            ReferralBody(
+                subject: Subject(ageBand: "25-34", gender: "female", nationality: "ID", languages: ["id", "sas"], child: false, needs: needs, name: "(demo person)", contact: "via Polda Kepri PPA unit"),
+                consent: Consent(status: .given, scope: scope, date: Date(), recordedBy: "polda-kepri/ppa-unit/ipda-0193"),
+                notes: "Rescued at Batu Ampar port; recruited in East Lombok for a plantation job in Malaysia.")
+        }
+        print("\n— Police in Batam refer a rescued migrant worker to the hospital, LPSK and a legal aid MoU partner")
+        let police = adapters["polda-kepri"]!
+        let body = person(["interpreter"], [.health, .witnessProtection, .legalAid, .shelter])
+        let medical = try police.refer(ReferralRequest(caseRef: "KR-BTM-2026-0041", to: "rsud-embung-fatimah", service: .medicalCare, priority: .emergency, reason: "post-rescue medical examination and treatment", body: body))
+        let protection = try police.refer(ReferralRequest(caseRef: "KR-BTM-2026-0041", to: "lpsk", service: .witnessProtection, priority: .urgent, reason: "witness in a TPPO investigation; protection request", body: body))
+        let legal = try police.refer(ReferralRequest(caseRef: "KR-BTM-2026-0041", to: "lbh-batam", service: .legalAid, priority: .urgent, reason: "legal assistance and restitution claim", body: body))
+        try await wait("hospital receives") { try status("rsud-embung-fatimah", medical.id) != nil }
+        _ = try adapters["rsud-embung-fatimah"]!.change(medical.id, to: .accepted, reason: nil, outcome: nil)
+        _ = try adapters["rsud-embung-fatimah"]!.change(medical.id, to: .inProgress, reason: nil, outcome: nil)
+        try await wait("LPSK receives") { try status("lpsk", protection.id) != nil }
+        _ = try adapters["lpsk"]!.change(protection.id, to: .accepted, reason: nil, outcome: nil)
+
+        print("\n— LBH Batam declines (conflict of interest); police re-refer to PBH Peradi Batam")
+        try await wait("LBH receives") { try status("lbh-batam", legal.id) != nil }
+        _ = try adapters["lbh-batam"]!.change(legal.id, to: .declined, reason: "conflict of interest: already representing a co-defendant", outcome: nil)
+        try await wait("police see the decline") { try status("polda-kepri", legal.id) == .declined }
+        let legal2 = try police.refer(ReferralRequest(caseRef: "KR-BTM-2026-0041", to: "pbh-peradi-batam", service: .legalAid, priority: .urgent, reason: "legal assistance and restitution claim (re-referral)", body: body))
+        try await wait("PBH receives") { try status("pbh-peradi-batam", legal2.id) != nil }
+        _ = try adapters["pbh-peradi-batam"]!.change(legal2.id, to: .accepted, reason: nil, outcome: nil)
+
+        print("\n— The consulate in Johor Bahru refers a returnee to the Batam shelter, which is offline")
+        let consulate = adapters["kjri-johor-bahru"]!
+        let shelterReferral = try consulate.refer(ReferralRequest(
+            caseRef: "KJRI-JHB-2026-0112", to: "uptd-ppa-batam", service: .shelter, priority: .urgent,
+            location: Location(province: "MY-01", regency: "Johor Bahru"), reason: "returnee arriving by ferry at Batam Centre; needs shelter",
+            body: ReferralBody(subject: Subject(ageBand: "18-24", gender: "female", nationality: "ID", languages: ["id"], child: false, needs: [], name: "(demo returnee)"),
+                               consent: Consent(status: .given, scope: [.shelter], date: Date(), recordedBy: "kjri-jhb/citizen-services"))))
+        try await wait("committed at the broker") { try consulate.ledger.view(shelterReferral.id, history: false, body: false)?.delivery == "sent" }
+        try await Task.sleep(for: .seconds(2))
+        print("\n— The shelter's adapter comes online")
+        let shelter = try start("uptd-ppa-batam")
+        adapters["uptd-ppa-batam"] = shelter
+        group.addTask { try await shelter.run() }
+        group.addTask { while !Task.isCancelled { printer.drain(shelter); try await Task.sleep(for: .milliseconds(50)) } }
+        try await wait("shelter receives on reconnect") { try status("uptd-ppa-batam", shelterReferral.id) != nil }
+        _ = try shelter.change(shelterReferral.id, to: .accepted, reason: nil, outcome: nil)
+        try await wait("consulate sees it accepted") { try status("kjri-johor-bahru", shelterReferral.id) == .accepted }
+
+        print("\n— The hospital completes its service")
+        _ = try adapters["rsud-embung-fatimah"]!.change(medical.id, to: .completed, reason: nil, outcome: "treated for dehydration and injuries; discharged to shelter")
+        try await wait("police see it completed") { try status("polda-kepri", medical.id) == .completed }
+        try await wait("pbh accepted seen") { try status("polda-kepri", legal2.id) == .accepted }
+        try await Task.sleep(for: .milliseconds(300))
+        for adapter in adapters.values { printer.drain(adapter) }
+        print("\nScenario complete: 5 referrals, 1 declined, 1 delivered after the recipient came online, none lost.")
+        return adapters
+    }
+}

@@ -1,0 +1,92 @@
+import Foundation
+import Testing
+@testable import RujukCore
+
+/// Runs the codec over every example in Protocols/examples and checks its verdict.
+@Suite struct ProtocolExampleTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    static func examples() -> [URL] {
+        let base = root.appendingPathComponent("Protocols/examples")
+        let files = FileManager.default.enumerator(at: base, includingPropertiesForKeys: nil)?.compactMap { $0 as? URL } ?? []
+        return files.filter { $0.pathExtension == "json" }.sorted { $0.path < $1.path }
+    }
+
+    @Test func thereAreValidAndInvalidExamples() {
+        let all = Self.examples()
+        #expect(all.contains { $0.path.contains("/valid/") })
+        #expect(all.contains { $0.path.contains("/invalid/") })
+    }
+
+    @Test(arguments: examples())
+    func codecGivesTheExpectedVerdict(_ file: URL) throws {
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: file)) as? [String: Any])
+        let expect = try #require(object["expect"] as? String)
+        let frames: [[UInt8]] = try (object["frames"] as? [Any] ?? []).map { frame in
+            if let text = frame as? String { return Array(text.utf8) }
+            return Array(try JSONSerialization.data(withJSONObject: frame, options: [.sortedKeys, .withoutEscapingSlashes]))
+        }
+        let limit = object["max_message_bytes"] as? Int ?? RRPCodec.defaultMaxMessageBytes
+        do {
+            let message = try RRPCodec.decode(frames, maxMessageBytes: limit)
+            #expect(expect == "ok", "\(file.lastPathComponent) decoded as \(message.command.rawValue) but should fail with \(expect)")
+        } catch let error as RujukError {
+            #expect(expect == error.code.rawValue, "\(file.lastPathComponent): got \(error.code) (\(error.reason))")
+        }
+    }
+
+    @Test func everyErrorCodeIsInTheSpec() throws {
+        let spec = try String(contentsOf: Self.root.appendingPathComponent("Protocols/RRP.md"), encoding: .utf8)
+        for code in RujukError.Code.all {
+            #expect(spec.contains("`\(code.rawValue)`"), "Protocols/RRP.md does not list \(code.rawValue)")
+        }
+    }
+
+    @Test func encodeThenDecodeGivesTheSameMessage() throws {
+        let referral = Fixtures.referral()
+        let refer = RRPCodec.refer(referral)
+        #expect(try RRPCodec.decode(RRPCodec.encode(refer)) == refer)
+        let deliver = RRPMessage.deliver(DeliveryHeader(kind: .referral, id: referral.id, attempt: 2), payload: JSONCoding.encode(referral))
+        #expect(try RRPCodec.decode(RRPCodec.encode(deliver)) == deliver)
+        for message in [RRPMessage.ping, .pong, .bye, .commit(Commit(ids: [referral.id])), .receipt(Receipt(ids: [referral.id]))] {
+            #expect(try RRPCodec.decode(RRPCodec.encode(message)) == message)
+        }
+    }
+
+    @Test func sizeIsCheckedBeforeParsing() {
+        let frames = [RRPCodec.header, Array("REFER".utf8), [UInt8](repeating: UInt8(ascii: "{"), count: 300_000)]
+        #expect(throws: RujukError(.tooLarge, "message is 300010 bytes; the limit is 262144")) { try RRPCodec.decode(frames) }
+    }
+
+    @Test func timestampsRoundTripAtMillisecondPrecision() throws {
+        for seconds in [0.0, 1_795_000_000.123, 951_782_400.5, 4_102_444_799.999] {
+            let date = Date(timeIntervalSince1970: seconds)
+            let text = Timestamp.format(date)
+            let back = try #require(Timestamp.parse(text))
+            #expect(abs(back.timeIntervalSince1970 - seconds) < 0.001, "\(text)")
+        }
+        #expect(Timestamp.format(Date(timeIntervalSince1970: 951_782_400)) == "2000-02-29T00:00:00.000Z")
+        #expect(Timestamp.parse("2026-11-23T16:30:00.000+07:00") == Timestamp.parse("2026-11-23T09:30:00.000Z"))
+        #expect(Timestamp.parse("2026-13-01T00:00:00Z") == nil)
+    }
+
+    @Test func messageIDsAreUUIDv7() {
+        let id = MessageID.make()
+        #expect(MessageID.isValid(id))
+        #expect(!MessageID.isValid("550e8400-e29b-41d4-a716-446655440000"))
+        #expect(MessageID.make(at: Date(timeIntervalSince1970: 1)) < MessageID.make(at: Date(timeIntervalSince1970: 2)))
+    }
+}
+
+enum Fixtures {
+    static func referral(from: String = "polda-kepri", to: String = "rsud-embung-fatimah", name: String = "Siti Contoh") -> Referral {
+        let now = Date(timeIntervalSince1970: 1_795_000_000)
+        return Referral(
+            caseRef: "KR-BTM-2026-0041", from: from, to: to, service: .medicalCare, priority: .urgent,
+            location: Location(province: "ID-KR", regency: "Batam"), reason: "post-rescue medical examination",
+            createdAt: now, dueReceive: now + 3600, dueRespond: now + 4 * 3600, dueComplete: now + 7 * 86400,
+            body: ReferralBody(
+                subject: Subject(ageBand: "18-24", gender: "female", nationality: "ID", languages: ["id"], child: false, needs: [], name: name),
+                consent: Consent(status: .given, scope: [.health], date: now, recordedBy: "bripka-0412")))
+    }
+}

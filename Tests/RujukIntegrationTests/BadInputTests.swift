@@ -1,0 +1,122 @@
+import CZeroMQ
+import Foundation
+import GRDB
+import RujukCore
+import Testing
+import ZeroMQ
+
+/// A bare RRP peer on a DEALER socket, to send the broker what no adapter would.
+final class RawPeer {
+    let socket: Socket
+
+    init(_ network: Network, agency: String?) throws {
+        socket = try Socket(network.context, .dealer)
+        try socket.set(ZMQ_RCVTIMEO, Int32(10_000))
+        try socket.connect(network.broker.routerEndpoint)
+        if let agency {
+            try send(.hello(Hello(agency: agency, credit: 10, heartbeatMs: 60_000)))
+            guard case .ready = try next() else { throw RujukError(.internal, "no READY") }
+        }
+    }
+
+    func send(_ message: RRPMessage) throws { try socket.send(RRPCodec.encode(message)) }
+    func send(frames: [[UInt8]]) throws { try socket.send(frames) }
+
+    /// The next message other than PING.
+    func next() throws -> RRPMessage {
+        while true {
+            guard let message = try socket.receive() else { throw RujukError(.internal, "timed out") }
+            let decoded = try RRPCodec.decode(message.frames, maxMessageBytes: .max)
+            if case .ping = decoded { continue }
+            return decoded
+        }
+    }
+
+    func expectError(_ code: RujukError.Code, _ comment: Comment) throws {
+        guard case .error(let error) = try next() else { Issue.record("expected ERROR \(code): \(comment)"); return }
+        #expect(error.code == code, comment)
+    }
+}
+
+@Suite(.serialized) struct BadInputTests {
+    @Test func eachKindOfBadInputGetsItsErrorAndTheConnectionKeepsWorking() throws {
+        let network = try Network()
+        let peer = try RawPeer(network, agency: "polda-kepri")
+        let header = RRPCodec.header
+
+        try peer.send(frames: [Array("XYZ".utf8), Array("PING".utf8)])
+        try peer.expectError(.badFrame, "malformed header frame")
+        try peer.send(frames: [header])
+        try peer.expectError(.badFrame, "missing command frame")
+        try peer.send(frames: [header, Array("FROB".utf8)])
+        try peer.expectError(.unknownCommand, "unknown command")
+        try peer.send(frames: [header, Array("REFER".utf8), Array("{\"id\": 1}".utf8)])
+        try peer.expectError(.schemaViolation, "schema violation")
+        try peer.send(frames: [header, Array("REFER".utf8), [UInt8](repeating: 32, count: 300_000)])
+        try peer.expectError(.tooLarge, "over the size limit")
+
+        var unknown = Fixtures.referral(to: "dinas-atlantis")
+        try peer.send(RRPCodec.refer(unknown))
+        try peer.expectError(.unknownAgency, "unknown agency")
+        unknown = Fixtures.referral(to: "rsud-embung-fatimah")
+        unknown.service = .witnessProtection
+        try peer.send(RRPCodec.refer(unknown))
+        try peer.expectError(.serviceNotOffered, "service the recipient does not offer")
+        try peer.send(RRPCodec.refer(Fixtures.referral(from: "lpsk")))
+        try peer.expectError(.identityMismatch, "'from' names another agency")
+
+        // A good referral still goes through, on the same connection.
+        let good = Fixtures.referral()
+        try peer.send(RRPCodec.refer(good))
+        guard case .commit(let commit) = try peer.next() else { Issue.record("no COMMIT"); return }
+        #expect(commit.ids == [good.id])
+
+        // Illegal transition: the sender cannot accept its own referral.
+        try peer.send(RRPCodec.update(HandoffEvent(referralId: good.id, by: "polda-kepri", status: .accepted, at: Date())))
+        try peer.expectError(.illegalTransition, "sender accepting")
+        try peer.send(RRPCodec.update(HandoffEvent(referralId: MessageID.make(), by: "polda-kepri", status: .cancelled, reason: "x", at: Date())))
+        try peer.expectError(.notFound, "unknown handoff")
+
+        // The same referral again (a retry after a lost COMMIT): COMMIT again, stored once.
+        try peer.send(RRPCodec.refer(good))
+        guard case .commit(let again) = try peer.next() else { Issue.record("no second COMMIT"); return }
+        #expect(again.ids == [good.id])
+        var changed = good
+        changed.reason = "something else"
+        try peer.send(RRPCodec.refer(changed))
+        try peer.expectError(.duplicateConflict, "same id, other content")
+        let count = try network.broker.store.pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM handoff") }
+        #expect(count == 1, "nothing refused was stored, the duplicate not twice")
+    }
+
+    @Test func commandsBeforeHelloAndUnknownAgenciesAreRefused() throws {
+        let network = try Network()
+        let peer = try RawPeer(network, agency: nil)
+        try peer.send(RRPCodec.refer(Fixtures.referral()))
+        try peer.expectError(.noSession, "REFER before HELLO")
+        try peer.send(.hello(Hello(agency: "dinas-atlantis", credit: 10, heartbeatMs: 1000)))
+        try peer.expectError(.unknownAgency, "HELLO from an agency not in the registry")
+        try peer.send(.hello(Hello(agency: "polda-kepri", versions: [2], credit: 10, heartbeatMs: 1000)))
+        try peer.expectError(.versionUnsupported, "no version in common")
+    }
+
+    @Test func undeliveredMessagesAreRedeliveredToTheNextSession() throws {
+        let network = try Network()
+        let sender = try RawPeer(network, agency: "polda-kepri")
+        let referral = Fixtures.referral()
+        try sender.send(RRPCodec.refer(referral))
+        guard case .commit = try sender.next() else { Issue.record("no COMMIT"); return }
+
+        let first = try RawPeer(network, agency: "rsud-embung-fatimah")
+        guard case .deliver(let header, _) = try first.next() else { Issue.record("no DELIVER"); return }
+        #expect(header.id == referral.id && header.attempt == 1)
+        // No RECEIPT: a new session for the same agency gets it again.
+        let second = try RawPeer(network, agency: "rsud-embung-fatimah")
+        guard case .deliver(let again, let payload) = try second.next() else { Issue.record("no redelivery"); return }
+        #expect(again.id == referral.id)
+        #expect(payload == JSONCoding.encode(referral), "delivered byte for byte as stored")
+        try second.send(.receipt(Receipt(ids: [referral.id])))
+        guard case .deliver(let notice, _) = try sender.next() else { Issue.record("sender not told"); return }
+        #expect(notice.kind == .event)
+    }
+}

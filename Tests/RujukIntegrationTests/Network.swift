@@ -1,0 +1,77 @@
+import Foundation
+import Logging
+import RujukAdapter
+import RujukBroker
+import RujukCore
+import Testing
+import ZeroMQ
+
+/// A real broker and real adapters in this process: real libzmq sockets on 127.0.0.1 with
+/// ports picked by the kernel, real SQLite files in a temporary directory.
+final class Network: @unchecked Sendable {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let registry = try! AgencyRegistry.load(root.appendingPathComponent("Config/agencies.toml"))
+
+    let directory: URL
+    let context = try! Context()
+    let clock = SystemClock()
+    var broker: Broker!
+    var adapters: [String: Adapter] = [:]
+    let logger: Logger = {
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        return logger
+    }()
+
+    init(heartbeatMs: Int = 500) throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("rujuk-test-\(UUID().uuidString)")
+        try startBroker(heartbeatMs: heartbeatMs)
+    }
+
+    func startBroker(heartbeatMs: Int = 500, router: String = "tcp://127.0.0.1:*") throws {
+        let configuration = BrokerConfiguration(router: router, http: HostPort(host: "127.0.0.1", port: 0), dataDirectory: directory.appendingPathComponent("broker"), heartbeatMs: heartbeatMs)
+        broker = try Broker(configuration: configuration, registry: Self.registry, context: context, clock: clock, logger: logger)
+    }
+
+    @discardableResult
+    func adapter(_ agency: String, heartbeatMs: Int = 500, endpoint: String? = nil) throws -> Adapter {
+        let configuration = AdapterConfiguration(
+            agency: agency, broker: endpoint ?? broker.routerEndpoint, api: HostPort(host: "127.0.0.1", port: 0),
+            dataDirectory: directory.appendingPathComponent("adapters"), token: "test-token", heartbeatMs: heartbeatMs)
+        let adapter = try Adapter(configuration: configuration, registry: Self.registry, sla: .standard, context: context, clock: clock, logger: logger)
+        adapters[agency] = adapter
+        return adapter
+    }
+
+    func stopAdapter(_ agency: String) {
+        adapters.removeValue(forKey: agency)?.shutdown()
+    }
+
+    deinit {
+        for adapter in adapters.values { adapter.shutdown() }
+        broker?.shutdown()
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    static func request(to: String = "rsud-embung-fatimah", service: Service = .medicalCare, name: String = "Siti Contoh") -> ReferralRequest {
+        ReferralRequest(
+            caseRef: "KR-BTM-2026-0041", to: to, service: service, priority: .urgent,
+            reason: "post-rescue medical examination",
+            body: ReferralBody(
+                subject: Subject(ageBand: "18-24", gender: "female", nationality: "ID", languages: ["id", "jv"], child: false, needs: ["interpreter"], name: name, contact: "+62 812 0000 0000"),
+                consent: Consent(status: .given, scope: [.health, .legalAid], date: Date(), recordedBy: "bripka-0412"),
+                notes: "rescued in a raid; no documents"))
+    }
+}
+
+/// Waits until `condition` holds, checking it each time `interval` passes, up to `timeout`;
+/// fails the test if it never does. Used to wait for something another thread makes happen.
+func waitFor(_ what: String, timeout: TimeInterval = 15, interval: TimeInterval = 0.01, _ condition: () throws -> Bool) async throws {
+    let deadline = Date() + timeout
+    while Date() < deadline {
+        if try condition() { return }
+        try await Task.sleep(for: .milliseconds(Int(interval * 1000)))
+    }
+    Issue.record("timed out after \(timeout)s waiting for: \(what)")
+    throw CancellationError()
+}
