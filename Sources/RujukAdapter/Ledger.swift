@@ -63,7 +63,8 @@ public final class Ledger: @unchecked Sendable {
                 ) WITHOUT ROWID;
                 CREATE INDEX referral_direction ON referral(direction, status, due_respond);
                 CREATE TABLE event (
-                    id TEXT PRIMARY KEY NOT NULL,
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    id TEXT NOT NULL UNIQUE,
                     referral_id TEXT NOT NULL REFERENCES referral(id),
                     status TEXT NOT NULL,
                     by_agency TEXT NOT NULL,
@@ -72,7 +73,7 @@ public final class Ledger: @unchecked Sendable {
                     at TEXT NOT NULL,
                     recorded_at TEXT NOT NULL,
                     origin TEXT NOT NULL CHECK (origin IN ('local', 'remote'))
-                ) WITHOUT ROWID;
+                );
                 CREATE INDEX event_referral ON event(referral_id, recorded_at);
                 CREATE TABLE outbox (
                     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -146,9 +147,15 @@ extension Ledger {
         let raw = JSONCoding.encode(referral)
         let stamp = Timestamp.format(clock.now())
         try pool.write { db in
-            if try Bool.fetchOne(db, sql: "SELECT 1 FROM referral WHERE id = ?", arguments: [referral.id]) == true {
-                let stored = try Data.fetchOne(db, sql: "SELECT raw FROM referral WHERE id = ?", arguments: [referral.id])
-                guard stored == Data(raw) else { throw RujukError(.duplicateConflict, "referral \(referral.id) already exists with different content") }
+            if let stored = try Data.fetchOne(db, sql: "SELECT raw FROM referral WHERE id = ?", arguments: [referral.id]) {
+                // A retried request: the same referral apart from the stamps the adapter added.
+                let existing = try JSONCoding.decode(Referral.self, from: [UInt8](stored), what: "ledger")
+                var retried = referral
+                retried.createdAt = existing.createdAt
+                retried.dueReceive = existing.dueReceive
+                retried.dueRespond = existing.dueRespond
+                retried.dueComplete = existing.dueComplete
+                guard retried == existing else { throw RujukError(.duplicateConflict, "referral \(referral.id) already exists with different content") }
                 return
             }
             try insertReferral(db, referral, raw: raw, direction: "outbound", status: .requested, delivery: "queued", stamp: stamp)
@@ -317,7 +324,7 @@ extension Ledger {
         guard let row = try Row.fetchOne(db, sql: "SELECT * FROM referral WHERE id = ?", arguments: [id]) else { return nil }
         var view = Self.view(row, now: clock.now(), body: body)
         if history {
-            view.history = try Row.fetchAll(db, sql: "SELECT * FROM event WHERE referral_id = ? ORDER BY recorded_at, rowid", arguments: [id]).map(Self.event)
+            view.history = try Row.fetchAll(db, sql: "SELECT * FROM event WHERE referral_id = ? ORDER BY seq", arguments: [id]).map(Self.event)
         }
         return view
     }

@@ -28,8 +28,9 @@ public final class BrokerStore: @unchecked Sendable {
             // DatabasePool sets synchronous=NORMAL on its writer by itself; set ours after it.
             try pool.writeWithoutTransaction { db in
                 try db.execute(sql: "PRAGMA synchronous = \(durability == .full ? "FULL" : "NORMAL")")
-                let check = try String.fetchOne(db, sql: "PRAGMA quick_check") ?? "?"
-                guard check == "ok" else { throw RujukError(.storageUnavailable, "integrity check failed: \(check)") }
+                // Reading the schema makes SQLite parse the header and the schema pages, so a
+                // file that is not a database, or is truncated there, is refused here.
+                _ = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM sqlite_master")
             }
             try Self.migrator.migrate(pool)
         } catch let error as DatabaseError {
@@ -74,7 +75,8 @@ public final class BrokerStore: @unchecked Sendable {
                 CREATE INDEX handoff_from ON handoff(from_agency, status);
                 CREATE INDEX handoff_to ON handoff(to_agency, status);
                 CREATE TABLE handoff_event (
-                    id TEXT PRIMARY KEY NOT NULL,
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    id TEXT NOT NULL UNIQUE,
                     referral_id TEXT NOT NULL REFERENCES handoff(id),
                     status TEXT NOT NULL,
                     by_agency TEXT NOT NULL,
@@ -82,8 +84,8 @@ public final class BrokerStore: @unchecked Sendable {
                     outcome TEXT,
                     at TEXT NOT NULL,
                     recorded_at TEXT NOT NULL
-                ) WITHOUT ROWID;
-                CREATE INDEX handoff_event_referral ON handoff_event(referral_id, recorded_at);
+                );
+                CREATE INDEX handoff_event_referral ON handoff_event(referral_id, seq);
                 CREATE TABLE delivery (
                     seq INTEGER PRIMARY KEY AUTOINCREMENT,
                     agency TEXT NOT NULL,

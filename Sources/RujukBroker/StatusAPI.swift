@@ -78,7 +78,7 @@ struct StatusAPI: Sendable {
         return try await store.pool.read { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT * FROM handoff WHERE id = ?", arguments: [id]) else { return nil }
             var view = Self.view(row, now: now)
-            view.history = try Row.fetchAll(db, sql: "SELECT * FROM handoff_event WHERE referral_id = ? ORDER BY recorded_at, at", arguments: [id]).map { event in
+            view.history = try Row.fetchAll(db, sql: "SELECT * FROM handoff_event WHERE referral_id = ? ORDER BY seq", arguments: [id]).map { event in
                 HandoffEvent(
                     id: event["id"], referralId: event["referral_id"], by: event["by_agency"],
                     status: HandoffStatus(rawValue: event["status"]) ?? .requested, reason: event["reason"], outcome: event["outcome"],

@@ -79,22 +79,25 @@ struct DemoCommand: AsyncParsableCommand {
         private let cursors = Locked<[String: Int64]>([:])
         private let start = Date()
 
+        /// Prints what is new; the lock makes concurrent drains of one adapter print each line once.
         func drain(_ adapter: Adapter) {
-            let after = cursors.current[adapter.agency] ?? 0
-            guard let batch = try? adapter.ledger.notifications(after: after), !batch.isEmpty else { return }
-            for (seq, payload) in batch {
-                guard let note = try? JSONCoding.decode(Notification.self, from: payload, what: "notification"), let view = note.handoff else { continue }
-                let clock = String(format: "%6.2fs", Date().timeIntervalSince(start))
-                let what: String = switch note.type {
-                case "referral.received": "received (stored in \(view.to)'s ledger)"
-                case "referral.sent": "committed at the broker"
-                case "handoff.updated": "\(note.event?.status.rawValue ?? "?") by \(note.event?.by ?? "?")"
-                default: note.type
+            cursors.withLock { cursors in
+                let after = cursors[adapter.agency] ?? 0
+                guard let batch = try? adapter.ledger.notifications(after: after), let last = batch.last else { return }
+                for (_, payload) in batch {
+                    guard let note = try? JSONCoding.decode(Notification.self, from: payload, what: "notification"), let view = note.handoff else { continue }
+                    let clock = String(format: "%6.2fs", Date().timeIntervalSince(start))
+                    let what: String = switch note.type {
+                    case "referral.received": "received (stored in \(view.to)'s ledger)"
+                    case "referral.sent": "committed at the broker"
+                    case "handoff.updated": "\(note.event?.status.rawValue ?? "?") by \(note.event?.by ?? "?")"
+                    default: note.type
+                    }
+                    let side = adapter.agency == view.from ? "sender" : "recipient"
+                    print("[\(clock)] \(view.id.suffix(12))  \(view.from) → \(view.to)  \(view.service.rawValue)/\(view.priority.rawValue)  \(what)  [seen by \(side) \(adapter.agency)]")
                 }
-                let side = adapter.agency == view.from ? "sender" : "recipient"
-                print("[\(clock)] \(view.id.suffix(12))  \(view.from) → \(view.to)  \(view.service.rawValue)/\(view.priority.rawValue)  \(what)  [seen by \(side) \(adapter.agency)]")
+                cursors[adapter.agency] = last.0
             }
-            cursors.withLock { $0[adapter.agency] = batch.last!.0 }
         }
     }
 
@@ -107,6 +110,10 @@ struct DemoCommand: AsyncParsableCommand {
                 try await Task.sleep(for: .milliseconds(20))
             }
         }
+        func say(_ text: String) {
+            for adapter in adapters.values { printer.drain(adapter) }
+            print(text)
+        }
         func status(_ agency: String, _ id: String) throws -> HandoffStatus? { try adapters[agency]?.ledger.view(id, history: false, body: false)?.status }
 
         func person(_ needs: [String], _ scope: [AgencyKind]) -> ReferralBody {
@@ -115,7 +122,7 @@ struct DemoCommand: AsyncParsableCommand {
                 consent: Consent(status: .given, scope: scope, date: Date(), recordedBy: "polda-kepri/ppa-unit/ipda-0193"),
                 notes: "Rescued at Batu Ampar port; recruited in East Lombok for a plantation job in Malaysia.")
         }
-        print("\n— Police in Batam refer a rescued migrant worker to the hospital, LPSK and a legal aid MoU partner")
+        say("\n— Police in Batam refer a rescued migrant worker to the hospital, LPSK and a legal aid MoU partner")
         let police = adapters["polda-kepri"]!
         let body = person(["interpreter"], [.health, .witnessProtection, .legalAid, .shelter])
         let medical = try police.refer(ReferralRequest(caseRef: "KR-BTM-2026-0041", to: "rsud-embung-fatimah", service: .medicalCare, priority: .emergency, reason: "post-rescue medical examination and treatment", body: body))
@@ -127,7 +134,7 @@ struct DemoCommand: AsyncParsableCommand {
         try await wait("LPSK receives") { try status("lpsk", protection.id) != nil }
         _ = try adapters["lpsk"]!.change(protection.id, to: .accepted, reason: nil, outcome: nil)
 
-        print("\n— LBH Batam declines (conflict of interest); police re-refer to PBH Peradi Batam")
+        say("\n— LBH Batam declines (conflict of interest); police re-refer to PBH Peradi Batam")
         try await wait("LBH receives") { try status("lbh-batam", legal.id) != nil }
         _ = try adapters["lbh-batam"]!.change(legal.id, to: .declined, reason: "conflict of interest: already representing a co-defendant", outcome: nil)
         try await wait("police see the decline") { try status("polda-kepri", legal.id) == .declined }
@@ -135,7 +142,7 @@ struct DemoCommand: AsyncParsableCommand {
         try await wait("PBH receives") { try status("pbh-peradi-batam", legal2.id) != nil }
         _ = try adapters["pbh-peradi-batam"]!.change(legal2.id, to: .accepted, reason: nil, outcome: nil)
 
-        print("\n— The consulate in Johor Bahru refers a returnee to the Batam shelter, which is offline")
+        say("\n— The consulate in Johor Bahru refers a returnee to the Batam shelter, which is offline")
         let consulate = adapters["kjri-johor-bahru"]!
         let shelterReferral = try consulate.refer(ReferralRequest(
             caseRef: "KJRI-JHB-2026-0112", to: "uptd-ppa-batam", service: .shelter, priority: .urgent,
@@ -144,7 +151,7 @@ struct DemoCommand: AsyncParsableCommand {
                                consent: Consent(status: .given, scope: [.shelter], date: Date(), recordedBy: "kjri-jhb/citizen-services"))))
         try await wait("committed at the broker") { try consulate.ledger.view(shelterReferral.id, history: false, body: false)?.delivery == "sent" }
         try await Task.sleep(for: .seconds(2))
-        print("\n— The shelter's adapter comes online")
+        say("\n— The shelter's adapter comes online")
         let shelter = try start("uptd-ppa-batam")
         adapters["uptd-ppa-batam"] = shelter
         group.addTask { try await shelter.run() }
@@ -153,13 +160,11 @@ struct DemoCommand: AsyncParsableCommand {
         _ = try shelter.change(shelterReferral.id, to: .accepted, reason: nil, outcome: nil)
         try await wait("consulate sees it accepted") { try status("kjri-johor-bahru", shelterReferral.id) == .accepted }
 
-        print("\n— The hospital completes its service")
+        say("\n— The hospital completes its service")
         _ = try adapters["rsud-embung-fatimah"]!.change(medical.id, to: .completed, reason: nil, outcome: "treated for dehydration and injuries; discharged to shelter")
         try await wait("police see it completed") { try status("polda-kepri", medical.id) == .completed }
         try await wait("pbh accepted seen") { try status("polda-kepri", legal2.id) == .accepted }
-        try await Task.sleep(for: .milliseconds(300))
-        for adapter in adapters.values { printer.drain(adapter) }
-        print("\nScenario complete: 5 referrals, 1 declined, 1 delivered after the recipient came online, none lost.")
+        say("\nScenario complete: 5 referrals, 1 declined, 1 delivered after the recipient came online, none lost.")
         return adapters
     }
 }

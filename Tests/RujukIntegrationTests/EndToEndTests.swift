@@ -8,7 +8,7 @@ import Testing
 @Suite(.serialized) struct EndToEndTests {
     func brokerHistory(_ network: Network, _ id: String) throws -> [String] {
         try network.broker.store.pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT status, by_agency FROM handoff_event WHERE referral_id = ? ORDER BY recorded_at, at", arguments: [id]).map { "\($0[0] as String):\($0[1] as String)" }
+            try Row.fetchAll(db, sql: "SELECT status, by_agency FROM handoff_event WHERE referral_id = ? ORDER BY seq", arguments: [id]).map { "\($0[0] as String):\($0[1] as String)" }
         }
     }
 

@@ -1,0 +1,101 @@
+import Foundation
+import GRDB
+import RujukAdapter
+import RujukCore
+import Testing
+import ZeroMQ
+
+/// The broker as a real child process, killed with SIGKILL.
+final class BrokerProcess {
+    static let binary = Network.root.appendingPathComponent(".build/debug/rujuk")
+    let process = Process()
+    let log: URL
+
+    init(config: URL, directory: URL) throws {
+        log = directory.appendingPathComponent("broker-\(UUID().uuidString.prefix(8)).log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        process.executableURL = Self.binary
+        process.arguments = ["broker", "--config", config.path]
+        let handle = try FileHandle(forWritingTo: log)
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+    }
+
+    func kill() {
+        Foundation.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    /// A free TCP port on 127.0.0.1, found by letting the kernel pick one for a ZeroMQ bind.
+    static func freeEndpoint(_ context: Context) throws -> String {
+        let socket = try Socket(context, .router)
+        try socket.bind("tcp://127.0.0.1:*")
+        let endpoint = try socket.lastEndpoint
+        socket.close()
+        return endpoint
+    }
+}
+
+@Suite(.serialized) struct CrashTests {
+    @Test func everyCommittedReferralReachesTheRecipientExactlyOnceAcrossBrokerSIGKILL() async throws {
+        #expect(FileManager.default.isExecutableFile(atPath: BrokerProcess.binary.path), "build the rujuk executable first")
+        let network = try Network()
+        network.broker.shutdown()
+        let endpoint = try BrokerProcess.freeEndpoint(network.context)
+        let config = network.directory.appendingPathComponent("rujuk.toml")
+        try FileManager.default.createDirectory(at: network.directory, withIntermediateDirectories: true)
+        try """
+            agencies = "\(Network.root.appendingPathComponent("Config/agencies.toml").path)"
+            [broker]
+            router = "\(endpoint)"
+            http = "127.0.0.1:0"
+            data_dir = "\(network.directory.appendingPathComponent("child-broker").path)"
+            heartbeat_ms = 300
+            """.write(to: config, atomically: true, encoding: .utf8)
+
+        var broker = try BrokerProcess(config: config, directory: network.directory)
+        let police = try network.adapter("polda-kepri", heartbeatMs: 300, endpoint: endpoint)
+        let hospital = try network.adapter("rsud-embung-fatimah", heartbeatMs: 300, endpoint: endpoint)
+
+        func committed() throws -> Set<String> {
+            try police.ledger.pool.read { Set(try String.fetchAll($0, sql: "SELECT message_id FROM outbox WHERE committed_at IS NOT NULL")) }
+        }
+        let total = 1000
+        let killAt = Int.random(in: 150...650)
+        var ids: [String] = []
+        var killed = false
+        for index in 0..<total {
+            ids.append(try police.refer(Network.request()).id)
+            if !killed, index >= killAt, try committed().count > 50 {
+                broker.kill()
+                killed = true
+                // Whatever was committed before the kill must arrive.
+                let before = try committed()
+                #expect(!before.isEmpty)
+                broker = try BrokerProcess(config: config, directory: network.directory)
+            }
+        }
+        if !killed {
+            try await waitFor("some commits") { try committed().count > 50 }
+            broker.kill()
+            broker = try BrokerProcess(config: config, directory: network.directory)
+        }
+        defer { broker.kill() }
+
+        try await waitFor("every referral committed", timeout: 120) { try committed().count == total }
+        try await waitFor("every referral at the hospital", timeout: 120) {
+            try hospital.ledger.pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM referral WHERE direction = 'inbound'") } == total
+        }
+        // The agency system's view: one referral.received notification per referral, none twice.
+        let notices = try await hospital.ledger.pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT referral_id, COUNT(*) FROM notification WHERE type = 'referral.received' GROUP BY referral_id").map { ($0[0] as String, $0[1] as Int) }
+        }
+        #expect(notices.count == total, "lost: \(total - notices.count)")
+        #expect(notices.allSatisfy { $0.1 == 1 }, "duplicated: \(notices.filter { $0.1 > 1 }.count)")
+        #expect(Set(notices.map(\.0)) == Set(ids), "unexpected referrals at the recipient")
+        try await waitFor("the police see every referral received", timeout: 60) {
+            try police.ledger.pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM referral WHERE status = 'received'") } == total
+        }
+    }
+}
