@@ -70,7 +70,9 @@ public final class RouterLoop: @unchecked Sendable {
                 try socket.set(ZMQ_ROUTER_MANDATORY, Int32(1))
                 try socket.set(ZMQ_SNDHWM, Int32(0))
                 try socket.set(ZMQ_RCVHWM, Int32(0))
-                try socket.set(ZMQ_MAXMSGSIZE, int64: Int64(configuration.maxMessageBytes + 4096))
+                // A frame between the limit and this hard cap gets a too_large ERROR; one over
+                // the cap makes libzmq drop the connection before it is read into memory.
+                try socket.set(ZMQ_MAXMSGSIZE, int64: Int64(configuration.hardFrameLimit))
                 try socket.bind(configuration.router)
                 let endpoint = try socket.lastEndpoint
                 outcome.withLock { $0 = .success(endpoint) }

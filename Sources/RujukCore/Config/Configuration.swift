@@ -68,6 +68,10 @@ public struct BrokerConfiguration: Sendable {
         self.mailboxMemory = mailboxMemory
     }
 
+    /// The largest frame libzmq reads at all: 4 × `maxMessageBytes`, at least 1 MiB. A peer
+    /// that sends more is disconnected (ZMQ_MAXMSGSIZE) rather than answered.
+    public var hardFrameLimit: Int { max(4 * maxMessageBytes, 1 << 20) }
+
     public static func parse(_ reader: ConfigReader?, relativeTo base: URL) throws -> BrokerConfiguration {
         var config = BrokerConfiguration()
         guard let reader else { return config }
