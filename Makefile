@@ -2,7 +2,7 @@
 # Each installs what is missing first (libzmq3-dev, libsqlite3-dev, pkg-config through apt-get).
 
 SWIFT ?= swift
-APT_PACKAGES = libzmq3-dev libsqlite3-dev pkg-config
+APT_PACKAGES = libzmq3-dev libsqlite3-dev pkg-config curl
 .PHONY: deps build demo test bench clean
 
 deps:

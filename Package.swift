@@ -73,6 +73,7 @@ let package = Package(
             dependencies: [
                 "RujukCore", "RujukBroker", "RujukAdapter", "ZeroMQ",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Hummingbird", package: "hummingbird"),
             ]
         ),
     ]

@@ -68,7 +68,7 @@ struct AdapterAPI: Sendable {
             try await writer.write(ByteBuffer(string: ": rujuk adapter events\nretry: 1000\n\n"))
             // The hub is poked on every change and every 15 s (keepalive), so this loop also
             // notices a client that went away when the write fails.
-            var pending = true
+            var woken = false
             var iterator = wakeups.makeAsyncIterator()
             while true {
                 let batch = try ledger.notifications(after: last)
@@ -77,9 +77,9 @@ struct AdapterAPI: Sendable {
                     last = seq
                 }
                 if batch.count == 500 { continue }
-                if !pending { try await writer.write(ByteBuffer(string: ": keepalive\n\n")) }
+                if woken && batch.isEmpty { try await writer.write(ByteBuffer(string: ": keepalive\n\n")) }
                 guard await iterator.next() != nil else { break }
-                pending = false
+                woken = true
             }
             try await writer.finish(nil)
         }

@@ -58,7 +58,6 @@ public final class Ledger: @unchecked Sendable {
                     due_respond TEXT NOT NULL,
                     due_complete TEXT NOT NULL,
                     updated_at TEXT NOT NULL,
-                    body BLOB,
                     raw BLOB NOT NULL
                 ) WITHOUT ROWID;
                 CREATE INDEX referral_direction ON referral(direction, status, due_respond);
@@ -159,24 +158,24 @@ extension Ledger {
                 return
             }
             try insertReferral(db, referral, raw: raw, direction: "outbound", status: .requested, delivery: "queued", stamp: stamp)
-            try db.execute(sql: "INSERT INTO event (id, referral_id, status, by_agency, at, recorded_at, origin) VALUES (?, ?, 'requested', ?, ?, ?, 'local')",
+            try db.cachedStatement(sql: "INSERT INTO event (id, referral_id, status, by_agency, at, recorded_at, origin) VALUES (?, ?, 'requested', ?, ?, ?, 'local')").execute(
                            arguments: [referral.id, referral.id, agency, Timestamp.format(referral.createdAt), stamp])
-            try db.execute(sql: "INSERT INTO outbox (message_id, kind, referral_id, payload, created_at) VALUES (?, 'refer', ?, ?, ?)",
+            try db.cachedStatement(sql: "INSERT INTO outbox (message_id, kind, referral_id, payload, created_at) VALUES (?, 'refer', ?, ?, ?)").execute(
                            arguments: [referral.id, referral.id, Data(raw), stamp])
         }
         return try view(referral.id)!
     }
 
     private func insertReferral(_ db: Database, _ referral: Referral, raw: [UInt8], direction: String, status: HandoffStatus, delivery: String, stamp: String) throws {
-        try db.execute(sql: """
+        try db.cachedStatement(sql: """
             INSERT INTO referral (id, direction, case_ref, from_agency, to_agency, service, priority, province, regency, reason, status, delivery,
-                created_at, due_receive, due_respond, due_complete, updated_at, body, raw)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [
+                created_at, due_receive, due_respond, due_complete, updated_at, raw)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """).execute(arguments: [
                 referral.id, direction, referral.caseRef, referral.from, referral.to, referral.service.rawValue, referral.priority.rawValue,
                 referral.location.province, referral.location.regency, referral.reason, status.rawValue, delivery,
                 Timestamp.format(referral.createdAt), Timestamp.format(referral.dueReceive), Timestamp.format(referral.dueRespond),
-                Timestamp.format(referral.dueComplete), stamp, Data(JSONCoding.encode(referral.body)), Data(raw),
+                Timestamp.format(referral.dueComplete), stamp, Data(raw),
             ])
     }
 
@@ -187,30 +186,33 @@ extension Ledger {
         let event = HandoffEvent(referralId: referralID, by: agency, status: status, reason: reason, outcome: outcome, at: now)
         try ReferralValidation.validate(event)
         try pool.write { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT direction, status FROM referral WHERE id = ?", arguments: [referralID]) else {
+            guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT direction, status FROM referral WHERE id = ?"), arguments: [referralID]) else {
                 throw RujukError(.notFound, "no referral \(referralID)")
             }
             let role: HandoffRole = (row[0] as String) == "outbound" ? .sender : .recipient
             var machine = HandoffStateMachine(status: HandoffStatus(rawValue: row[1]) ?? .requested)
             try machine.apply(status, by: role)
             try recordEvent(db, event, origin: "local", stamp: stamp)
-            try db.execute(sql: "INSERT INTO outbox (message_id, kind, referral_id, payload, created_at) VALUES (?, 'update', ?, ?, ?)",
+            try db.cachedStatement(sql: "INSERT INTO outbox (message_id, kind, referral_id, payload, created_at) VALUES (?, 'update', ?, ?, ?)").execute(
                            arguments: [event.id, referralID, Data(JSONCoding.encode(event)), stamp])
         }
         return try view(referralID)!
     }
 
     private func recordEvent(_ db: Database, _ event: HandoffEvent, origin: String, stamp: String) throws {
-        try db.execute(sql: "INSERT INTO event (id, referral_id, status, by_agency, reason, outcome, at, recorded_at, origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                       arguments: [event.id, event.referralId, event.status.rawValue, event.by, event.reason, event.outcome, Timestamp.format(event.at), stamp, origin])
-        try db.execute(sql: "UPDATE referral SET status = ?, updated_at = ? WHERE id = ?", arguments: [event.status.rawValue, stamp, event.referralId])
+        try db.cachedStatement(sql: "INSERT INTO event (id, referral_id, status, by_agency, reason, outcome, at, recorded_at, origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            .execute(arguments: [event.id, event.referralId, event.status.rawValue, event.by, event.reason, event.outcome, Timestamp.format(event.at), stamp, origin])
+        try db.cachedStatement(sql: "UPDATE referral SET status = ?, updated_at = ? WHERE id = ?").execute(arguments: [event.status.rawValue, stamp, event.referralId])
     }
 
-    private func notify(_ db: Database, type: String, referralID: String, event: HandoffEvent? = nil, error: ProtocolError? = nil, stamp: String) throws {
-        var notification = Notification(seq: 0, type: type, referralId: referralID, handoff: try view(db, referralID, history: false, body: true), event: event, error: error, at: Timestamp.parse(stamp) ?? clock.now())
-        try db.execute(sql: "INSERT INTO notification (type, referral_id, payload, created_at) VALUES (?, ?, ?, ?)", arguments: [type, referralID, Data(), stamp])
-        notification.seq = db.lastInsertedRowID
-        try db.execute(sql: "UPDATE notification SET payload = ? WHERE seq = ?", arguments: [Data(JSONCoding.encode(notification)), notification.seq])
+    private func notify(_ db: Database, type: String, referralID: String, view: HandoffView? = nil, event: HandoffEvent? = nil, error: ProtocolError? = nil, stamp: String) throws {
+        // The seq is known before the insert: the writer is serialized, and AUTOINCREMENT
+        // hands out max(seq) + 1.
+        let seq = (try Int64.fetchOne(db.cachedStatement(sql: "SELECT seq FROM sqlite_sequence WHERE name = 'notification'")) ?? 0) + 1
+        let handoff = try view ?? self.view(db, referralID, history: false, body: false)
+        let notification = Notification(seq: seq, type: type, referralId: referralID, handoff: handoff, event: event, error: error, at: Timestamp.parse(stamp) ?? clock.now())
+        try db.cachedStatement(sql: "INSERT INTO notification (seq, type, referral_id, payload, created_at) VALUES (?, ?, ?, ?, ?)")
+            .execute(arguments: [seq, type, referralID, Data(JSONCoding.encode(notification)), stamp])
     }
 
     /// Stores a batch of DELIVERed messages in one transaction. Returns the ids to RECEIPT —
@@ -230,23 +232,31 @@ extension Ledger {
                         let referral = try JSONCoding.decode(Referral.self, from: payload, what: "DELIVER")
                         try ReferralValidation.validate(referral)
                         guard referral.to == agency else { throw RujukError(.notParty, "referral \(referral.id) is for '\(referral.to)', not '\(agency)'") }
-                        if try Bool.fetchOne(db, sql: "SELECT 1 FROM referral WHERE id = ?", arguments: [referral.id]) != true {
+                        if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM referral WHERE id = ?"), arguments: [referral.id]) != true {
                             try insertReferral(db, referral, raw: payload, direction: "inbound", status: .received, delivery: "received", stamp: stamp)
-                            try db.execute(sql: "INSERT INTO event (id, referral_id, status, by_agency, at, recorded_at, origin) VALUES (?, ?, 'requested', ?, ?, ?, 'remote')",
-                                           arguments: [referral.id, referral.id, referral.from, Timestamp.format(referral.createdAt), stamp])
-                            let received = HandoffEvent(referralId: referral.id, by: agency, status: .received, at: clock.now())
+                            try db.cachedStatement(sql: "INSERT INTO event (id, referral_id, status, by_agency, at, recorded_at, origin) VALUES (?, ?, 'requested', ?, ?, ?, 'remote')")
+                                .execute(arguments: [referral.id, referral.id, referral.from, Timestamp.format(referral.createdAt), stamp])
+                            let now = clock.now()
+                            let received = HandoffEvent(referralId: referral.id, by: agency, status: .received, at: now)
                             try recordEvent(db, received, origin: "local", stamp: stamp)
-                            try notify(db, type: "referral.received", referralID: referral.id, stamp: stamp)
+                            let view = HandoffView(
+                                id: referral.id, caseRef: referral.caseRef, from: referral.from, to: referral.to, service: referral.service,
+                                priority: referral.priority, location: referral.location, reason: referral.reason, status: .received,
+                                createdAt: referral.createdAt, dueReceive: referral.dueReceive, dueRespond: referral.dueRespond,
+                                dueComplete: referral.dueComplete, updatedAt: now,
+                                overdue: Breach.at(now, status: .received, dueReceive: referral.dueReceive, dueRespond: referral.dueRespond, dueComplete: referral.dueComplete),
+                                direction: "inbound", delivery: "received")
+                            try notify(db, type: "referral.received", referralID: referral.id, view: view, stamp: stamp)
                             new += 1
                         }
                     case .event:
                         let event = try JSONCoding.decode(HandoffEvent.self, from: payload, what: "DELIVER")
-                        if try Bool.fetchOne(db, sql: "SELECT 1 FROM event WHERE id = ?", arguments: [event.id]) != true {
+                        if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM event WHERE id = ?"), arguments: [event.id]) != true {
                             try applyRemote(db, event, stamp: stamp)
                             new += 1
                         }
                     }
-                    try db.execute(sql: "INSERT INTO acknowledgment (message_id, kind, at) VALUES (?, 'receipt_sent', ?)", arguments: [header.id, stamp])
+                    try db.cachedStatement(sql: "INSERT INTO acknowledgment (message_id, kind, at) VALUES (?, 'receipt_sent', ?)").execute(arguments: [header.id, stamp])
                     receipts.append(header.id)
                 } catch let error as RujukError {
                     refused.append((header.id, error))
@@ -257,7 +267,7 @@ extension Ledger {
     }
 
     private func applyRemote(_ db: Database, _ event: HandoffEvent, stamp: String) throws {
-        guard let row = try Row.fetchOne(db, sql: "SELECT from_agency, to_agency, status FROM referral WHERE id = ?", arguments: [event.referralId]) else {
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT from_agency, to_agency, status FROM referral WHERE id = ?"), arguments: [event.referralId]) else {
             throw RujukError(.notFound, "event \(event.id) is for unknown referral \(event.referralId)")
         }
         let role: HandoffRole = event.by == (row[0] as String) ? .sender : .recipient
@@ -270,7 +280,7 @@ extension Ledger {
         } else {
             // Recorded for the history, but it cannot move the status (the broker's order
             // decides; this copy will follow the events that come after it).
-            try db.execute(sql: "INSERT INTO event (id, referral_id, status, by_agency, reason, outcome, at, recorded_at, origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'remote')",
+            try db.cachedStatement(sql: "INSERT INTO event (id, referral_id, status, by_agency, reason, outcome, at, recorded_at, origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'remote')").execute(
                            arguments: [event.id, event.referralId, event.status.rawValue, event.by, event.reason, event.outcome, Timestamp.format(event.at), stamp])
         }
         try notify(db, type: "handoff.updated", referralID: event.referralId, event: event, stamp: stamp)
@@ -281,10 +291,10 @@ extension Ledger {
         let stamp = Timestamp.format(clock.now())
         try pool.write { db in
             for id in ids {
-                try db.execute(sql: "UPDATE outbox SET committed_at = ? WHERE message_id = ? AND committed_at IS NULL", arguments: [stamp, id])
+                try db.cachedStatement(sql: "UPDATE outbox SET committed_at = ? WHERE message_id = ? AND committed_at IS NULL").execute(arguments: [stamp, id])
                 guard db.changesCount == 1 else { continue }
-                try db.execute(sql: "INSERT INTO acknowledgment (message_id, kind, at) VALUES (?, 'commit_received', ?)", arguments: [id, stamp])
-                try db.execute(sql: "UPDATE referral SET delivery = 'sent', updated_at = ? WHERE id = ? AND delivery = 'queued'", arguments: [stamp, id])
+                try db.cachedStatement(sql: "INSERT INTO acknowledgment (message_id, kind, at) VALUES (?, 'commit_received', ?)").execute(arguments: [id, stamp])
+                try db.cachedStatement(sql: "UPDATE referral SET delivery = 'sent', updated_at = ? WHERE id = ? AND delivery = 'queued'").execute(arguments: [stamp, id])
                 if db.changesCount == 1 { try notify(db, type: "referral.sent", referralID: id, stamp: stamp) }
             }
         }
@@ -295,10 +305,10 @@ extension Ledger {
         let stamp = Timestamp.format(clock.now())
         try pool.write { db in
             guard let referralID = try String.fetchOne(db, sql: "SELECT referral_id FROM outbox WHERE message_id = ? AND committed_at IS NULL AND refused_code IS NULL", arguments: [id]) else { return }
-            try db.execute(sql: "UPDATE outbox SET refused_code = ?, refused_reason = ? WHERE message_id = ?", arguments: [error.code.rawValue, error.reason, id])
+            try db.cachedStatement(sql: "UPDATE outbox SET refused_code = ?, refused_reason = ? WHERE message_id = ?").execute( arguments: [error.code.rawValue, error.reason, id])
             let isReferral = referralID == id
             if isReferral {
-                try db.execute(sql: "UPDATE referral SET delivery = 'refused', updated_at = ? WHERE id = ?", arguments: [stamp, id])
+                try db.cachedStatement(sql: "UPDATE referral SET delivery = 'refused', updated_at = ? WHERE id = ?").execute( arguments: [stamp, id])
             }
             try notify(db, type: isReferral ? "referral.refused" : "update.refused", referralID: referralID, error: error, stamp: stamp)
         }
@@ -307,7 +317,7 @@ extension Ledger {
     /// Outbox messages not yet committed, after `seq`, in order.
     func pendingOutbox(after seq: Int64, limit: Int) throws -> [OutboxEntry] {
         try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT seq, message_id, kind, payload FROM outbox WHERE committed_at IS NULL AND refused_code IS NULL AND seq > ? ORDER BY seq LIMIT ?",
+            try Row.fetchAll(db.cachedStatement(sql: "SELECT seq, message_id, kind, payload FROM outbox WHERE committed_at IS NULL AND refused_code IS NULL AND seq > ? ORDER BY seq LIMIT ?"),
                              arguments: [seq, limit]).map { OutboxEntry(seq: $0[0], messageID: $0[1], kind: $0[2], payload: [UInt8]($0[3] as Data)) }
         }
     }
@@ -321,10 +331,10 @@ extension Ledger {
     }
 
     func view(_ db: Database, _ id: String, history: Bool, body: Bool) throws -> HandoffView? {
-        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM referral WHERE id = ?", arguments: [id]) else { return nil }
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM referral WHERE id = ?"), arguments: [id]) else { return nil }
         var view = Self.view(row, now: clock.now(), body: body)
         if history {
-            view.history = try Row.fetchAll(db, sql: "SELECT * FROM event WHERE referral_id = ? ORDER BY seq", arguments: [id]).map(Self.event)
+            view.history = try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM event WHERE referral_id = ? ORDER BY seq"), arguments: [id]).map(Self.event)
         }
         return view
     }
@@ -337,7 +347,7 @@ extension Ledger {
     static func view(_ row: Row, now: Date, body: Bool) -> HandoffView {
         func date(_ column: String) -> Date { Timestamp.parse(row[column]) ?? .distantPast }
         let status = HandoffStatus(rawValue: row["status"]) ?? .requested
-        let bodyData: Data? = body ? row["body"] : nil
+        let raw: Data? = body ? row["raw"] : nil
         return HandoffView(
             id: row["id"], caseRef: row["case_ref"], from: row["from_agency"], to: row["to_agency"],
             service: Service(rawValue: row["service"]) ?? .medicalCare, priority: Priority(rawValue: row["priority"]) ?? .routine,
@@ -345,7 +355,7 @@ extension Ledger {
             createdAt: date("created_at"), dueReceive: date("due_receive"), dueRespond: date("due_respond"), dueComplete: date("due_complete"),
             updatedAt: date("updated_at"),
             overdue: Breach.at(now, status: status, dueReceive: date("due_receive"), dueRespond: date("due_respond"), dueComplete: date("due_complete")),
-            body: bodyData.flatMap { try? JSONCoding.decoder().decode(ReferralBody.self, from: $0) },
+            body: raw.flatMap { try? JSONCoding.decoder().decode(Referral.self, from: $0).body },
             direction: row["direction"], delivery: row["delivery"]
         )
     }
@@ -366,14 +376,14 @@ extension Ledger {
     /// Notifications after `seq`, oldest first.
     public func notifications(after seq: Int64, limit: Int = 500) throws -> [(Int64, [UInt8])] {
         try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT seq, payload FROM notification WHERE seq > ? ORDER BY seq LIMIT ?", arguments: [seq, limit]).map { ($0[0], [UInt8]($0[1] as Data)) }
+            try Row.fetchAll(db.cachedStatement(sql: "SELECT seq, payload FROM notification WHERE seq > ? ORDER BY seq LIMIT ?"), arguments: [seq, limit]).map { ($0[0], [UInt8]($0[1] as Data)) }
         }
     }
 
     /// Acknowledgments recorded for a message: what the adapter sent and received, with times.
     public func acknowledgments(for messageID: String) throws -> [(kind: String, at: Date)] {
         try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT kind, at FROM acknowledgment WHERE message_id = ? ORDER BY seq", arguments: [messageID])
+            try Row.fetchAll(db.cachedStatement(sql: "SELECT kind, at FROM acknowledgment WHERE message_id = ? ORDER BY seq"), arguments: [messageID])
                 .map { (kind: $0[0], at: Timestamp.parse($0[1]) ?? .distantPast) }
         }
     }
