@@ -169,7 +169,7 @@ public final class BrokerLink: @unchecked Sendable {
             // Only now, with the ledger's transaction committed, does the RECEIPT go out.
             if !result.receipts.isEmpty { send(.receipt(Receipt(ids: result.receipts))) }
             for (id, error) in result.refused {
-                logger.error("delivery refused by the ledger; not receipted", metadata: ["message.id": "\(id)", "error.code": "\(error.code)", "error.reason": "\(error.reason)"])
+                logger.error("delivery refused by the ledger; recorded, receipted and reported to the agency system", metadata: ["message.id": "\(id)", "error.code": "\(error.code)", "error.reason": "\(error.reason)"])
             }
         } catch {
             logger.error("cannot store deliveries; the broker will redeliver", metadata: ["error": "\(error)"])

@@ -107,6 +107,21 @@ public final class Ledger: @unchecked Sendable {
                 CREATE INDEX notification_webhook ON notification(seq) WHERE webhook_done_at IS NULL AND webhook_failed = 0;
                 """)
         }
+        migrator.registerMigration("v2-refused-delivery") { db in
+            // A delivery this ledger cannot take (not for this agency, unreadable, an event for
+            // a referral it never had) is recorded here and receipted, so the broker stops
+            // redelivering it and the agency system is told, instead of it going round forever.
+            try db.execute(sql: """
+                CREATE TABLE refused_delivery (
+                    message_id TEXT PRIMARY KEY NOT NULL,
+                    kind TEXT NOT NULL,
+                    code TEXT NOT NULL,
+                    reason TEXT NOT NULL,
+                    payload BLOB NOT NULL,
+                    at TEXT NOT NULL
+                );
+                """)
+        }
         return migrator
     }
 }
@@ -122,7 +137,8 @@ struct OutboxEntry: Sendable {
 /// A notification for the agency system (SSE `id:` is its seq).
 public struct Notification: Codable, Sendable {
     public var seq: Int64
-    /// `referral.received`, `referral.sent`, `referral.refused`, `handoff.updated`, `update.refused`.
+    /// `referral.received`, `referral.sent`, `referral.refused`, `handoff.updated`, `update.refused`,
+    /// `delivery.refused` (a delivery this ledger could not take; `referral_id` is its message id).
     public var type: String
     public var referralId: String
     public var handoff: HandoffView?
@@ -133,6 +149,20 @@ public struct Notification: Codable, Sendable {
     enum CodingKeys: String, CodingKey {
         case seq, type, handoff, event, error, at
         case referralId = "referral_id"
+    }
+}
+
+extension Notification: FastJSONEncodable {
+    public func write(to writer: inout JSONWriter) {
+        writer.beginObject()
+        writer.field("at", at)
+        writer.field("error", error)
+        writer.field("event", event)
+        writer.field("handoff", handoff)
+        writer.field("referral_id", referralId)
+        writer.field("seq", Int(seq))
+        writer.field("type", type)
+        writer.endObject()
     }
 }
 
@@ -205,11 +235,11 @@ extension Ledger {
         try db.cachedStatement(sql: "UPDATE referral SET status = ?, updated_at = ? WHERE id = ?").execute(arguments: [event.status.rawValue, stamp, event.referralId])
     }
 
-    private func notify(_ db: Database, type: String, referralID: String, view: HandoffView? = nil, event: HandoffEvent? = nil, error: ProtocolError? = nil, stamp: String) throws {
+    private func notify(_ db: Database, type: String, referralID: String, view: HandoffView? = nil, event: HandoffEvent? = nil, error: ProtocolError? = nil, stamp: String, lookUp: Bool = true) throws {
         // The seq is known before the insert: the writer is serialized, and AUTOINCREMENT
         // hands out max(seq) + 1.
         let seq = (try Int64.fetchOne(db.cachedStatement(sql: "SELECT seq FROM sqlite_sequence WHERE name = 'notification'")) ?? 0) + 1
-        let handoff = try view ?? self.view(db, referralID, history: false, body: false)
+        let handoff = try view ?? (lookUp ? self.view(db, referralID, history: false, body: false) : nil)
         let notification = Notification(seq: seq, type: type, referralId: referralID, handoff: handoff, event: event, error: error, at: Timestamp.parse(stamp) ?? clock.now())
         try db.cachedStatement(sql: "INSERT INTO notification (seq, type, referral_id, payload, created_at) VALUES (?, ?, ?, ?, ?)")
             .execute(arguments: [seq, type, referralID, Data(JSONCoding.encode(notification)), stamp])
@@ -218,7 +248,7 @@ extension Ledger {
     /// Stores a batch of DELIVERed messages in one transaction. Returns the ids to RECEIPT —
     /// all of them, including those already stored (a redelivery is receipted again but
     /// recorded once) — and whether anything new was stored.
-    func storeDeliveries(_ deliveries: [(DeliveryHeader, [UInt8])]) throws -> (receipts: [String], refused: [(String, RujukError)], new: Int) {
+    public func storeDeliveries(_ deliveries: [(DeliveryHeader, [UInt8])]) throws -> (receipts: [String], refused: [(String, RujukError)], new: Int) {
         let stamp = Timestamp.format(clock.now())
         var receipts: [String] = []
         var refused: [(String, RujukError)] = []
@@ -256,11 +286,17 @@ extension Ledger {
                             new += 1
                         }
                     }
-                    try db.cachedStatement(sql: "INSERT INTO acknowledgment (message_id, kind, at) VALUES (?, 'receipt_sent', ?)").execute(arguments: [header.id, stamp])
-                    receipts.append(header.id)
                 } catch let error as RujukError {
+                    // Kept, with why, and receipted below: redelivering it would change nothing.
+                    try db.cachedStatement(sql: "INSERT OR IGNORE INTO refused_delivery (message_id, kind, code, reason, payload, at) VALUES (?, ?, ?, ?, ?, ?)")
+                        .execute(arguments: [header.id, header.kind.rawValue, error.code.rawValue, error.reason, Data(payload), stamp])
+                    if db.changesCount == 1 {
+                        try notify(db, type: "delivery.refused", referralID: header.id, error: ProtocolError(error, id: header.id), stamp: stamp, lookUp: false)
+                    }
                     refused.append((header.id, error))
                 }
+                try db.cachedStatement(sql: "INSERT INTO acknowledgment (message_id, kind, at) VALUES (?, 'receipt_sent', ?)").execute(arguments: [header.id, stamp])
+                receipts.append(header.id)
             }
         }
         return (receipts, refused, new)

@@ -28,11 +28,22 @@ struct Mailbox {
         }
     }
 
-    /// Puts in-flight entries back at the front, in order, for redelivery on the next session.
-    mutating func requeueInFlight() {
-        let returned = inFlight.values.sorted { $0.seq < $1.seq }
-        inFlight.removeAll()
-        for entry in returned.reversed() { queue.prepend(entry) }
+    /// Deliveries sent and not yet receipted, with how often they were sent, across sessions
+    /// (not across broker restarts), so a redelivery carries a higher `attempt`. Bounded by
+    /// the credit: only what was sent and not receipted is here.
+    var attempts: [String: Int] = [:]
+
+    /// The next attempt number for a delivery about to be sent.
+    mutating func nextAttempt(_ messageID: String) -> Int {
+        let attempt = (attempts[messageID] ?? 0) + 1
+        attempts[messageID] = attempt
+        return attempt
+    }
+
+    /// A RECEIPT for this delivery: it leaves the window for good.
+    mutating func receipted(_ messageID: String) {
+        inFlight.removeValue(forKey: messageID)
+        attempts.removeValue(forKey: messageID)
     }
 
     /// Forgets the in-memory window (the agency went away); the store still has everything.

@@ -202,7 +202,7 @@ public final class RouterLoop: @unchecked Sendable {
             switch outcome {
             case .committed(let id):
                 if case .receipt(let ids, let agency) = writes[index] {
-                    for id in ids { mailboxes[agency]?.inFlight.removeValue(forKey: id) }
+                    for id in ids { mailboxes[agency]?.receipted(id) }
                     continue
                 }
                 if commits[origin] == nil { commitOrder.append(origin) }
@@ -303,7 +303,7 @@ public final class RouterLoop: @unchecked Sendable {
                 }
             }
             var entry = box.queue.removeFirst()
-            entry.attempt += 1
+            entry.attempt = box.nextAttempt(entry.messageID)
             guard send(.deliver(DeliveryHeader(kind: entry.kind, id: entry.messageID, attempt: entry.attempt), payload: entry.payload), to: routingID, socket) else {
                 return
             }

@@ -30,7 +30,11 @@ public enum JSONCoding {
 
     /// Encodes a value to bytes; Rujuk's own types always encode.
     public static func encode<T: Encodable>(_ value: T) -> [UInt8] {
-        // Encoders are cheap but not free; one per thread would be a premature optimisation.
+        if let fast = value as? any FastJSONEncodable {
+            var writer = JSONWriter()
+            fast.write(to: &writer)
+            return writer.bytes
+        }
         do {
             return Array(try encoder().encode(value))
         } catch {
@@ -40,6 +44,13 @@ public enum JSONCoding {
 
     /// Decodes bytes, turning Foundation's errors into `schema_violation` with the field path.
     public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8], what: String) throws -> T {
+        // The fast path either gives the value Codable would give, or gives up; then Codable
+        // decides, and its error names the field.
+        if let fast = T.self as? any FastJSONDecodable.Type,
+           let fields = try? JSONFields(parsing: bytes),
+           let value = try? fast.init(fastJSON: fields) as? T {
+            return value
+        }
         do {
             return try decoder().decode(T.self, from: Data(bytes))
         } catch let error as DecodingError {

@@ -31,6 +31,14 @@ public enum Timestamp {
         return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(hour, 2)):\(pad(minute, 2)):\(pad(second, 2)).\(pad(millisecond, 3))Z"
     }
 
+    static func daysIn(month: Int64, year: Int64) -> Int64 {
+        switch month {
+        case 2: (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
+        case 4, 6, 9, 11: 30
+        default: 31
+        }
+    }
+
     /// Parses `YYYY-MM-DDTHH:MM:SS[.fff]Z` or with a `±HH:MM` offset; nil if it is not one.
     public static func parse(_ text: String) -> Date? {
         let c = Array(text.utf8)
@@ -47,7 +55,7 @@ public enum Timestamp {
               let day = number(8, 2), c[10] == UInt8(ascii: "T") || c[10] == UInt8(ascii: "t"),
               let hour = number(11, 2), c[13] == UInt8(ascii: ":"), let minute = number(14, 2),
               c[16] == UInt8(ascii: ":"), let second = number(17, 2),
-              (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61
+              (1...12).contains(month), (1...daysIn(month: month, year: year)).contains(day), hour < 24, minute < 60, second < 61
         else { return nil }
         var index = 19
         var milliseconds: Int64 = 0
@@ -69,7 +77,7 @@ public enum Timestamp {
         } else if c[index] == UInt8(ascii: "+") || c[index] == UInt8(ascii: "-") {
             let sign: Int64 = c[index] == UInt8(ascii: "+") ? 1 : -1
             guard let offsetHours = number(index + 1, 2), index + 3 < c.count, c[index + 3] == UInt8(ascii: ":"),
-                  let offsetMinutes = number(index + 4, 2) else { return nil }
+                  let offsetMinutes = number(index + 4, 2), offsetHours < 24, offsetMinutes < 60 else { return nil }
             offsetSeconds = sign * (offsetHours * 3600 + offsetMinutes * 60)
             index += 6
         } else {

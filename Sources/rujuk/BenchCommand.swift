@@ -79,7 +79,7 @@ final class BenchClient {
         }
     }
 
-    static func referral() -> [UInt8] {
+    static func referral() -> (id: String, bytes: [UInt8]) {
         let now = Date()
         let referral = Referral(
             caseRef: "BENCH-1", from: "polda-kepri", to: "rsud-embung-fatimah", service: .medicalCare, priority: .urgent,
@@ -88,28 +88,24 @@ final class BenchClient {
             body: ReferralBody(subject: Subject(ageBand: "25-34", gender: "female", nationality: "ID", languages: ["id"], child: false, needs: [], name: "Bench Person", contact: "+62 000"),
                                consent: Consent(status: .given, scope: [.health], date: now, recordedBy: "bench"),
                                notes: String(repeating: "n", count: 400)))
-        return RRPCodec.encode(RRPCodec.refer(referral))[2]
+        return (referral.id, RRPCodec.encode(RRPCodec.refer(referral))[2])
     }
 
     /// Sends the referrals (paced by `interval`, or as fast as `window` allows) and waits for
     /// each one's `received` event.
-    func run(referrals: [[UInt8]], window: Int, interval: Double?) throws -> Result {
-        struct OnlyID: Decodable { var id: String }
-        struct EventRef: Decodable { var referral_id: String }
+    func run(referrals: [(id: String, bytes: [UInt8])], window: Int, interval: Double?) throws -> Result {
         var sentAt: [String: UInt64] = [:]
         var latencies: [Double] = []
         latencies.reserveCapacity(referrals.count)
         let start = DispatchTime.now().uptimeNanoseconds
         var next = 0
         var done = 0
-        let decoder = JSONDecoder()
         while done < referrals.count {
             let now = DispatchTime.now().uptimeNanoseconds
             while next < referrals.count, sentAt.count < window {
                 if let interval, Double(now - start) / 1e9 < Double(next) * interval { break }
-                let id = try decoder.decode(OnlyID.self, from: Data(referrals[next])).id
-                sentAt[id] = DispatchTime.now().uptimeNanoseconds
-                try socket.send([RRPCodec.header, Array("REFER".utf8), referrals[next]])
+                sentAt[referrals[next].id] = DispatchTime.now().uptimeNanoseconds
+                try socket.send([RRPCodec.header, Array("REFER".utf8), referrals[next].bytes])
                 next += 1
             }
             var wait = 1
@@ -124,7 +120,7 @@ final class BenchClient {
             while let message = try socket.receive(dontWait: true) {
                 guard case .deliver(let header, let payload) = try RRPCodec.decode(message.frames, maxMessageBytes: .max) else { continue }
                 receipts.append(header.id)
-                if header.kind == .event, let ref = try? decoder.decode(EventRef.self, from: Data(payload)), let sent = sentAt.removeValue(forKey: ref.referral_id) {
+                if header.kind == .event, let ref = try? JSONFields(parsing: payload).string("referral_id"), let sent = sentAt.removeValue(forKey: ref) {
                     latencies.append(Double(DispatchTime.now().uptimeNanoseconds - sent) / 1e9)
                     done += 1
                 }

@@ -68,6 +68,12 @@ import Testing
         #expect(Timestamp.format(Date(timeIntervalSince1970: 951_782_400)) == "2000-02-29T00:00:00.000Z")
         #expect(Timestamp.parse("2026-11-23T16:30:00.000+07:00") == Timestamp.parse("2026-11-23T09:30:00.000Z"))
         #expect(Timestamp.parse("2026-13-01T00:00:00Z") == nil)
+        #expect(Timestamp.parse("2026-02-31T00:00:00Z") == nil, "no 31 February")
+        #expect(Timestamp.parse("2025-02-29T00:00:00Z") == nil, "2025 is not a leap year")
+        #expect(Timestamp.parse("2100-02-29T00:00:00Z") == nil, "2100 is not a leap year")
+        #expect(Timestamp.parse("2028-02-29T00:00:00Z") != nil)
+        #expect(Timestamp.parse("2026-11-23T09:30:00+99:99") == nil, "offsets are at most 23:59")
+        #expect(Timestamp.parse("2026-04-31T00:00:00Z") == nil)
     }
 
     @Test func messageIDsAreUUIDv7() {

@@ -114,6 +114,7 @@ final class RawPeer {
         let second = try RawPeer(network, agency: "rsud-embung-fatimah")
         guard case .deliver(let again, let payload) = try second.next() else { Issue.record("no redelivery"); return }
         #expect(again.id == referral.id)
+        #expect(again.attempt == 2, "a redelivery carries a higher attempt")
         #expect(payload == JSONCoding.encode(referral), "delivered byte for byte as stored")
         try second.send(.receipt(Receipt(ids: [referral.id])))
         guard case .deliver(let notice, _) = try sender.next() else { Issue.record("sender not told"); return }

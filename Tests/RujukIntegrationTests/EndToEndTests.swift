@@ -64,6 +64,10 @@ import Testing
         try await waitFor("the shelter receives all 20") { try shelter.ledger.list(direction: "inbound", status: nil, service: nil, overdueOnly: false, limit: 100).count == 20 }
         let order = try shelter.ledger.notifications(after: 0).compactMap { try JSONCoding.decode(Notification.self, from: $0.1, what: "n").referralId }
         #expect(order == ids, "delivered in the order the broker committed them")
+        for (_, payload) in try shelter.ledger.notifications(after: 0) {
+            let notification = try JSONCoding.decode(Notification.self, from: payload, what: "n")
+            #expect(Array(try JSONCoding.encoder().encode(notification)) == payload, "the hand-written notification bytes are Codable's")
+        }
         try await waitFor("the consulate sees all 20 received") { try ids.allSatisfy { try consulate.ledger.view($0)?.status == .received } }
     }
 
@@ -89,6 +93,26 @@ import Testing
         #expect(journal == "wal")
         let migrations = try network.broker.store.pool.read { try String.fetchAll($0, sql: "SELECT identifier FROM grdb_migrations") }
         #expect(migrations == ["v1"])
+        let ledgerMigrations = try police.ledger.pool.read { try String.fetchAll($0, sql: "SELECT identifier FROM grdb_migrations ORDER BY rowid") }
+        #expect(ledgerMigrations == ["v1", "v2-refused-delivery"])
+    }
+
+    @Test func aDeliveryTheLedgerCannotTakeIsRecordedReceiptedAndReportedOnce() throws {
+        let network = try Network()
+        let hospital = try network.adapter("rsud-embung-fatimah")
+        let stranger = Fixtures.referral(to: "lbh-batam")
+        let header = DeliveryHeader(kind: .referral, id: stranger.id, attempt: 1)
+        let first = try hospital.ledger.storeDeliveries([(header, JSONCoding.encode(stranger))])
+        #expect(first.receipts == [stranger.id], "receipted, so the broker stops redelivering it")
+        #expect(first.refused.map(\.1.code) == [.notParty])
+        #expect(try hospital.ledger.view(stranger.id) == nil, "not stored as a referral")
+        let again = try hospital.ledger.storeDeliveries([(DeliveryHeader(kind: .referral, id: stranger.id, attempt: 2), JSONCoding.encode(stranger))])
+        #expect(again.receipts == [stranger.id])
+        let notices = try hospital.ledger.notifications(after: 0).map { try JSONCoding.decode(Notification.self, from: $0.1, what: "n") }
+        #expect(notices.filter { $0.type == "delivery.refused" }.map(\.referralId) == [stranger.id], "reported once")
+        #expect(notices.first?.error?.code == .notParty)
+        let kept = try hospital.ledger.pool.read { try String.fetchOne($0, sql: "SELECT code FROM refused_delivery WHERE message_id = ?", arguments: [stranger.id]) }
+        #expect(kept == "not_party")
     }
 
     @Test func adapterQueuesWhileTheBrokerIsDownAndSendsWhenItReturns() async throws {

@@ -1,0 +1,200 @@
+import Foundation
+
+// The hot-path types read and write themselves by hand (FastJSON.swift). Keys are written in
+// sorted byte order, as `JSONCoding.encoder()` sorts them; FastJSONTests checks both paths
+// give the same bytes and the same values.
+
+extension Location: FastJSONDecodable, FastJSONEncodable {
+    public init(fastJSON fields: JSONFields) throws(FastJSONMiss) {
+        self.init(province: try fields.string("province"), regency: try fields.string("regency"))
+    }
+
+    public func write(to writer: inout JSONWriter) {
+        writer.beginObject()
+        writer.field("province", province)
+        writer.field("regency", regency)
+        writer.endObject()
+    }
+}
+
+extension Subject: FastJSONDecodable, FastJSONEncodable {
+    public init(fastJSON fields: JSONFields) throws(FastJSONMiss) {
+        self.init(
+            ageBand: try fields.string("age_band"), gender: try fields.string("gender"),
+            nationality: try fields.string("nationality"), languages: try fields.strings("languages"),
+            child: try fields.bool("child"), needs: try fields.strings("needs"),
+            name: try fields.optionalString("name"), contact: try fields.optionalString("contact"))
+    }
+
+    public func write(to writer: inout JSONWriter) {
+        writer.beginObject()
+        writer.field("age_band", ageBand)
+        writer.field("child", child)
+        writer.field("contact", contact)
+        writer.field("gender", gender)
+        writer.field("languages", languages)
+        writer.field("name", name)
+        writer.field("nationality", nationality)
+        writer.field("needs", needs)
+        writer.endObject()
+    }
+}
+
+extension Consent: FastJSONDecodable, FastJSONEncodable {
+    public init(fastJSON fields: JSONFields) throws(FastJSONMiss) {
+        self.init(
+            status: try fields.value("status"), scope: try fields.values("scope"), date: try fields.date("date"),
+            recordedBy: try fields.string("recorded_by"), justification: try fields.optionalString("justification"))
+    }
+
+    public func write(to writer: inout JSONWriter) {
+        writer.beginObject()
+        writer.field("date", date)
+        writer.field("justification", justification)
+        writer.field("recorded_by", recordedBy)
+        writer.field("scope", scope)
+        writer.field("status", status)
+        writer.endObject()
+    }
+}
+
+extension ReferralBody: FastJSONDecodable, FastJSONEncodable {
+    public init(fastJSON fields: JSONFields) throws(FastJSONMiss) {
+        self.init(
+            subject: try Subject(fastJSON: fields.object("subject")), consent: try Consent(fastJSON: fields.object("consent")),
+            notes: try fields.optionalString("notes"))
+    }
+
+    public func write(to writer: inout JSONWriter) {
+        writer.beginObject()
+        writer.field("consent", consent)
+        writer.field("notes", notes)
+        writer.field("subject", subject)
+        writer.endObject()
+    }
+}
+
+extension Referral: FastJSONDecodable, FastJSONEncodable {
+    public init(fastJSON fields: JSONFields) throws(FastJSONMiss) {
+        self.init(
+            id: try fields.string("id"), caseRef: try fields.string("case_ref"), from: try fields.string("from"),
+            to: try fields.string("to"), service: try fields.value("service"), priority: try fields.value("priority"),
+            location: try Location(fastJSON: fields.object("location")), reason: try fields.string("reason"),
+            createdAt: try fields.date("created_at"), dueReceive: try fields.date("due_receive"),
+            dueRespond: try fields.date("due_respond"), dueComplete: try fields.date("due_complete"),
+            body: try ReferralBody(fastJSON: fields.object("body")))
+    }
+
+    public func write(to writer: inout JSONWriter) {
+        writer.beginObject()
+        writer.field("body", body)
+        writer.field("case_ref", caseRef)
+        writer.field("created_at", createdAt)
+        writer.field("due_complete", dueComplete)
+        writer.field("due_receive", dueReceive)
+        writer.field("due_respond", dueRespond)
+        writer.field("from", from)
+        writer.field("id", id)
+        writer.field("location", location)
+        writer.field("priority", priority)
+        writer.field("reason", reason)
+        writer.field("service", service)
+        writer.field("to", to)
+        writer.endObject()
+    }
+}
+
+extension HandoffEvent: FastJSONDecodable, FastJSONEncodable {
+    public init(fastJSON fields: JSONFields) throws(FastJSONMiss) {
+        self.init(
+            id: try fields.string("id"), referralId: try fields.string("referral_id"), by: try fields.string("by"),
+            status: try fields.value("status"), reason: try fields.optionalString("reason"),
+            outcome: try fields.optionalString("outcome"), at: try fields.date("at"))
+    }
+
+    public func write(to writer: inout JSONWriter) {
+        writer.beginObject()
+        writer.field("at", at)
+        writer.field("by", by)
+        writer.field("id", id)
+        writer.field("outcome", outcome)
+        writer.field("reason", reason)
+        writer.field("referral_id", referralId)
+        writer.field("status", status)
+        writer.endObject()
+    }
+}
+
+extension Commit: FastJSONDecodable, FastJSONEncodable {
+    public init(fastJSON fields: JSONFields) throws(FastJSONMiss) {
+        self.init(ids: try fields.strings("ids"))
+    }
+
+    public func write(to writer: inout JSONWriter) {
+        writer.beginObject()
+        writer.field("ids", ids)
+        writer.endObject()
+    }
+}
+
+extension Receipt: FastJSONDecodable, FastJSONEncodable {
+    public init(fastJSON fields: JSONFields) throws(FastJSONMiss) {
+        self.init(ids: try fields.strings("ids"))
+    }
+
+    public func write(to writer: inout JSONWriter) {
+        writer.beginObject()
+        writer.field("ids", ids)
+        writer.endObject()
+    }
+}
+
+extension DeliveryHeader: FastJSONDecodable, FastJSONEncodable {
+    public init(fastJSON fields: JSONFields) throws(FastJSONMiss) {
+        self.init(kind: try fields.value("kind"), id: try fields.string("id"), attempt: try fields.int("attempt"))
+    }
+
+    public func write(to writer: inout JSONWriter) {
+        writer.beginObject()
+        writer.field("attempt", attempt)
+        writer.field("id", id)
+        writer.field("kind", kind)
+        writer.endObject()
+    }
+}
+
+extension ProtocolError: FastJSONEncodable {
+    public func write(to writer: inout JSONWriter) {
+        writer.beginObject()
+        writer.field("code", code.rawValue)
+        writer.field("id", id)
+        writer.field("reason", reason)
+        writer.endObject()
+    }
+}
+
+extension HandoffView: FastJSONEncodable {
+    public func write(to writer: inout JSONWriter) {
+        writer.beginObject()
+        writer.field("body", body)
+        writer.field("case_ref", caseRef)
+        writer.field("created_at", createdAt)
+        writer.field("delivery", delivery)
+        writer.field("direction", direction)
+        writer.field("due_complete", dueComplete)
+        writer.field("due_receive", dueReceive)
+        writer.field("due_respond", dueRespond)
+        writer.field("from", from)
+        writer.field("history", history)
+        writer.field("id", id)
+        writer.field("location", location)
+        writer.field("overdue", overdue)
+        writer.field("priority", priority)
+        writer.field("reason", reason)
+        writer.field("service", service)
+        writer.field("status", status)
+        writer.field("to", to)
+        writer.field("updated_at", updatedAt)
+        writer.endObject()
+    }
+}

@@ -1,0 +1,126 @@
+import Foundation
+import Testing
+@testable import RujukCore
+
+/// The hand-written JSON path must agree with `Codable`: where it decodes, it gives the same
+/// value; where it writes, it gives the same bytes.
+@Suite struct FastJSONTests {
+    /// A deterministic generator, so a failure can be replayed.
+    struct SplitMix: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    /// Checks one body against one type: fast ⊆ Codable, and equal values.
+    @discardableResult
+    func agree<T: FastJSONDecodable & Equatable>(_ type: T.Type, _ bytes: [UInt8], _ label: String) -> T? {
+        let fast = try? T(fastJSON: JSONFields(parsing: bytes))
+        let codable = try? JSONCoding.decoder().decode(T.self, from: Data(bytes))
+        if let fast {
+            #expect(codable == fast, "\(label): the fast path decoded \(T.self) where Codable gave \(String(describing: codable))")
+        }
+        return fast
+    }
+
+    func bodies() throws -> [(command: String, body: [UInt8], valid: Bool, label: String)] {
+        try ProtocolExampleTests.examples().compactMap { file in
+            let object = try JSONSerialization.jsonObject(with: Data(contentsOf: file)) as? [String: Any] ?? [:]
+            let frames = object["frames"] as? [Any] ?? []
+            guard frames.count >= 3, let command = frames[1] as? String else { return nil }
+            let last = frames[frames.count - 1]
+            let body: [UInt8] = if let text = last as? String { Array(text.utf8) } else {
+                Array(try JSONSerialization.data(withJSONObject: last, options: [.sortedKeys, .withoutEscapingSlashes]))
+            }
+            return (command, body, object["expect"] as? String == "ok", file.lastPathComponent)
+        }
+    }
+
+    @Test func everyExampleBodyDecodesAlikeOnBothPaths() throws {
+        var fastHits = 0
+        for (command, body, valid, label) in try bodies() {
+            let referral = agree(Referral.self, body, label)
+            let event = agree(HandoffEvent.self, body, label)
+            agree(Receipt.self, body, label)
+            agree(Commit.self, body, label)
+            agree(DeliveryHeader.self, body, label)
+            if valid, command == "REFER" { #expect(referral != nil, "\(label): the fast path should read a valid referral"); fastHits += 1 }
+            if valid, command == "UPDATE" { #expect(event != nil, "\(label): the fast path should read a valid event"); fastHits += 1 }
+        }
+        #expect(fastHits >= 2)
+    }
+
+    @Test func mutatedBodiesNeverMakeThePathsDisagree() throws {
+        var random = SplitMix(state: 20261123)
+        let seeds = try bodies().map(\.body) + [JSONCoding.encode(Fixtures.referral())]
+        let alphabet = Array("{}[]\":,\\ 0123456789-.eEtrufalsn\u{1}abc\u{e9}".utf8)
+        for round in 0..<3000 {
+            var bytes = seeds[Int(random.next() % UInt64(seeds.count))]
+            for _ in 0..<(1 + Int(random.next() % 3)) where !bytes.isEmpty {
+                let at = Int(random.next() % UInt64(bytes.count))
+                switch random.next() % 3 {
+                case 0: bytes.remove(at: at)
+                case 1: bytes.insert(alphabet[Int(random.next() % UInt64(alphabet.count))], at: at)
+                default: bytes[at] = alphabet[Int(random.next() % UInt64(alphabet.count))]
+                }
+            }
+            agree(Referral.self, bytes, "mutation \(round)")
+            agree(HandoffEvent.self, bytes, "mutation \(round)")
+            agree(DeliveryHeader.self, bytes, "mutation \(round)")
+        }
+    }
+
+    func randomText(_ random: inout SplitMix) -> String {
+        let pieces = ["a", "Z", " ", "\"", "\\", "/", "\n", "\t", "\r", "\u{8}", "\u{c}", "\u{0}", "\u{1f}", "\u{7f}", "é", "ñ", "中", "😀", "\u{2028}", "<", "&"]
+        return (0..<Int(random.next() % 12)).map { _ in pieces[Int(random.next() % UInt64(pieces.count))] }.joined()
+    }
+
+    @Test func randomValuesEncodeToTheSameBytesAndDecodeBack() throws {
+        var random = SplitMix(state: 7)
+        let encoder = JSONCoding.encoder()
+        for _ in 0..<300 {
+            var referral = Fixtures.referral()
+            referral.reason = randomText(&random)
+            referral.caseRef = randomText(&random)
+            referral.location.regency = randomText(&random)
+            referral.createdAt = Date(timeIntervalSince1970: Double(random.next() % 4_000_000_000_000) / 1000)
+            referral.body.notes = random.next() % 2 == 0 ? nil : randomText(&random)
+            referral.body.subject.name = random.next() % 2 == 0 ? nil : randomText(&random)
+            referral.body.subject.languages = (0..<Int(random.next() % 3)).map { _ in randomText(&random) }
+            referral.body.consent.justification = random.next() % 2 == 0 ? nil : randomText(&random)
+            let fast = JSONCoding.encode(referral)
+            #expect(fast == Array(try encoder.encode(referral)), "\(String(decoding: fast, as: UTF8.self))")
+            // Instants travel at millisecond precision, so compare with what Codable reads back.
+            #expect(try Referral(fastJSON: JSONFields(parsing: fast)) == JSONCoding.decoder().decode(Referral.self, from: Data(fast)))
+
+            let event = HandoffEvent(referralId: referral.id, by: "polda-kepri", status: .declined, reason: randomText(&random),
+                                     outcome: random.next() % 2 == 0 ? nil : randomText(&random), at: referral.createdAt)
+            #expect(JSONCoding.encode(event) == Array(try encoder.encode(event)))
+            let eventBytes = JSONCoding.encode(event)
+            #expect(try HandoffEvent(fastJSON: JSONFields(parsing: eventBytes)) == JSONCoding.decoder().decode(HandoffEvent.self, from: Data(eventBytes)))
+        }
+        let view = HandoffView(
+            id: "x", caseRef: "c", from: "a", to: "b", service: .shelter, priority: .urgent, location: Location(province: "ID-KR", regency: "Batam"),
+            reason: nil, status: .received, createdAt: Date(), dueReceive: Date(), dueRespond: Date(), dueComplete: Date(), updatedAt: Date(),
+            overdue: .respond, history: [HandoffEvent(referralId: "x", by: "a", status: .requested, at: Date())], body: Fixtures.referral().body,
+            direction: "inbound", delivery: nil)
+        #expect(JSONCoding.encode(view) == Array(try encoder.encode(view)))
+        for error in [ProtocolError(code: .notFound, reason: "no \"such\" thing", id: "i"), ProtocolError(code: .internal, reason: "")] {
+            #expect(JSONCoding.encode(error) == Array(try encoder.encode(error)))
+        }
+        let header = DeliveryHeader(kind: .event, id: "x", attempt: 12)
+        #expect(JSONCoding.encode(header) == Array(try encoder.encode(header)))
+    }
+
+    @Test func deepNestingIsLeftToTheCheckedPath() {
+        let deep = Array(String(repeating: "[", count: 10_000).utf8)
+        #expect(throws: FastJSONMiss.self) { try JSONParser.parse(deep) }
+        let fine = Array((String(repeating: "[", count: 31) + String(repeating: "]", count: 31)).utf8)
+        #expect(throws: Never.self) { try JSONParser.parse(fine) }
+    }
+}
