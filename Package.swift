@@ -32,9 +32,17 @@ let package = Package(
             ]
         ),
         .target(
+            name: "RujukStorage",
+            dependencies: [
+                "RujukCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            ]
+        ),
+        .target(
             name: "RujukBroker",
             dependencies: [
-                "RujukCore", "RujukHTTP", "ZeroMQ",
+                "RujukCore", "RujukHTTP", "RujukStorage", "ZeroMQ",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -45,7 +53,7 @@ let package = Package(
         .target(
             name: "RujukAdapter",
             dependencies: [
-                "RujukCore", "RujukHTTP", "ZeroMQ",
+                "RujukCore", "RujukHTTP", "RujukStorage", "ZeroMQ",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -71,7 +79,7 @@ let package = Package(
         .testTarget(
             name: "RujukIntegrationTests",
             dependencies: [
-                "RujukCore", "RujukBroker", "RujukAdapter", "ZeroMQ",
+                "RujukCore", "RujukBroker", "RujukAdapter", "RujukStorage", "ZeroMQ",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
             ]

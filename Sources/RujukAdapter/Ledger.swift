@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import RujukCore
+import RujukStorage
 
 /// An agency's durable record: every referral it sent and received, every status change, every
 /// acknowledgment sent and received with its time, the outbox of what still has to reach the
@@ -10,27 +11,23 @@ public final class Ledger: @unchecked Sendable {
     public let agency: String
     public let url: URL
     private let clock: any RujukCore.Clock
+    private let checkpointer: Checkpointer
 
     public init(directory: URL, agency: String, durability: Durability, clock: any RujukCore.Clock) throws {
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         url = directory.appendingPathComponent("ledger.sqlite")
         self.agency = agency
         self.clock = clock
-        var configuration = Configuration()
-        configuration.foreignKeysEnabled = true
-        configuration.busyMode = .timeout(10)
-        configuration.label = "rujuk.ledger"
+        pool = try DurableDatabase.open(url, durability: durability, label: "rujuk.ledger", what: "ledger")
         do {
-            pool = try DatabasePool(path: url.path, configuration: configuration)
-            // DatabasePool sets synchronous=NORMAL on its writer by itself; set ours after it.
-            try pool.writeWithoutTransaction { db in
-                try db.execute(sql: "PRAGMA synchronous = \(durability == .full ? "FULL" : "NORMAL")")
-            }
             try Self.migrator.migrate(pool)
+            checkpointer = try Checkpointer(url)
         } catch let error as DatabaseError {
             throw RujukError(.storageUnavailable, "cannot open the ledger \(url.path): \(error.message ?? "\(error.resultCode)") — the file was left as it is")
         }
+        checkpointer.start()
     }
+
+    deinit { checkpointer.stop() }
 
     public func synchronousLevel() throws -> Int {
         try pool.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
@@ -59,7 +56,9 @@ public final class Ledger: @unchecked Sendable {
                     due_complete TEXT NOT NULL,
                     updated_at TEXT NOT NULL,
                     raw BLOB NOT NULL
-                ) WITHOUT ROWID;
+                );
+                -- A rowid table: a WITHOUT ROWID row this size (the raw referral, ~1 KiB)
+                -- would spill into an overflow page of its own.
                 CREATE INDEX referral_direction ON referral(direction, status, due_respond);
                 CREATE TABLE event (
                     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -196,17 +195,20 @@ extension Ledger {
         return try view(referral.id)!
     }
 
-    private func insertReferral(_ db: Database, _ referral: Referral, raw: [UInt8], direction: String, status: HandoffStatus, delivery: String, stamp: String) throws {
-        try db.cachedStatement(sql: """
-            INSERT INTO referral (id, direction, case_ref, from_agency, to_agency, service, priority, province, regency, reason, status, delivery,
+    /// Inserts a referral row; with `ignoringDuplicate`, an id already there is left alone and
+    /// the answer is false.
+    @discardableResult
+    private func insertReferral(_ db: Database, _ referral: Referral, raw: [UInt8], direction: String, status: HandoffStatus, delivery: String, stamp: String, ignoringDuplicate: Bool = false) throws -> Bool {
+        try db.run("""
+            INSERT \(ignoringDuplicate ? "OR IGNORE " : "")INTO referral (id, direction, case_ref, from_agency, to_agency, service, priority, province, regency, reason, status, delivery,
                 created_at, due_receive, due_respond, due_complete, updated_at, raw)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """).execute(arguments: [
-                referral.id, direction, referral.caseRef, referral.from, referral.to, referral.service.rawValue, referral.priority.rawValue,
-                referral.location.province, referral.location.regency, referral.reason, status.rawValue, delivery,
-                Timestamp.format(referral.createdAt), Timestamp.format(referral.dueReceive), Timestamp.format(referral.dueRespond),
-                Timestamp.format(referral.dueComplete), stamp, Data(raw),
-            ])
+            """,
+            .text(referral.id), .text(direction), .text(referral.caseRef), .text(referral.from), .text(referral.to), .text(referral.service.rawValue),
+            .text(referral.priority.rawValue), .text(referral.location.province), .text(referral.location.regency), .text(referral.reason),
+            .text(status.rawValue), .text(delivery), .text(Timestamp.format(referral.createdAt)), .text(Timestamp.format(referral.dueReceive)),
+            .text(Timestamp.format(referral.dueRespond)), .text(Timestamp.format(referral.dueComplete)), .text(stamp), .blob(raw))
+        return db.changesCount == 1
     }
 
     /// Applies a status change made by this agency (through the API), and queues it for the broker.
@@ -229,10 +231,12 @@ extension Ledger {
         return try view(referralID)!
     }
 
-    private func recordEvent(_ db: Database, _ event: HandoffEvent, origin: String, stamp: String) throws {
-        try db.cachedStatement(sql: "INSERT INTO event (id, referral_id, status, by_agency, reason, outcome, at, recorded_at, origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
-            .execute(arguments: [event.id, event.referralId, event.status.rawValue, event.by, event.reason, event.outcome, Timestamp.format(event.at), stamp, origin])
-        try db.cachedStatement(sql: "UPDATE referral SET status = ?, updated_at = ? WHERE id = ?").execute(arguments: [event.status.rawValue, stamp, event.referralId])
+    private func recordEvent(_ db: Database, _ event: HandoffEvent, origin: String, stamp: String, updateStatus: Bool = true) throws {
+        try db.run("INSERT INTO event (id, referral_id, status, by_agency, reason, outcome, at, recorded_at, origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   .text(event.id), .text(event.referralId), .text(event.status.rawValue), .text(event.by), .optional(event.reason),
+                   .optional(event.outcome), .text(Timestamp.format(event.at)), .text(stamp), .text(origin))
+        guard updateStatus else { return }
+        try db.run("UPDATE referral SET status = ?, updated_at = ? WHERE id = ?", .text(event.status.rawValue), .text(stamp), .text(event.referralId))
     }
 
     private func notify(_ db: Database, type: String, referralID: String, view: HandoffView? = nil, event: HandoffEvent? = nil, error: ProtocolError? = nil, stamp: String, lookUp: Bool = true) throws {
@@ -241,8 +245,8 @@ extension Ledger {
         let seq = (try Int64.fetchOne(db.cachedStatement(sql: "SELECT seq FROM sqlite_sequence WHERE name = 'notification'")) ?? 0) + 1
         let handoff = try view ?? (lookUp ? self.view(db, referralID, history: false, body: false) : nil)
         let notification = Notification(seq: seq, type: type, referralId: referralID, handoff: handoff, event: event, error: error, at: Timestamp.parse(stamp) ?? clock.now())
-        try db.cachedStatement(sql: "INSERT INTO notification (seq, type, referral_id, payload, created_at) VALUES (?, ?, ?, ?, ?)")
-            .execute(arguments: [seq, type, referralID, Data(JSONCoding.encode(notification)), stamp])
+        try db.run("INSERT INTO notification (seq, type, referral_id, payload, created_at) VALUES (?, ?, ?, ?, ?)",
+                   .int(seq), .text(type), .text(referralID), .blob(JSONCoding.encode(notification)), .text(stamp))
     }
 
     /// Stores a batch of DELIVERed messages in one transaction. Returns the ids to RECEIPT —
@@ -262,13 +266,13 @@ extension Ledger {
                         let referral = try JSONCoding.decode(Referral.self, from: payload, what: "DELIVER")
                         try ReferralValidation.validate(referral)
                         guard referral.to == agency else { throw RujukError(.notParty, "referral \(referral.id) is for '\(referral.to)', not '\(agency)'") }
-                        if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM referral WHERE id = ?"), arguments: [referral.id]) != true {
-                            try insertReferral(db, referral, raw: payload, direction: "inbound", status: .received, delivery: "received", stamp: stamp)
-                            try db.cachedStatement(sql: "INSERT INTO event (id, referral_id, status, by_agency, at, recorded_at, origin) VALUES (?, ?, 'requested', ?, ?, ?, 'remote')")
-                                .execute(arguments: [referral.id, referral.id, referral.from, Timestamp.format(referral.createdAt), stamp])
+                        if try insertReferral(db, referral, raw: payload, direction: "inbound", status: .received, delivery: "received", stamp: stamp, ignoringDuplicate: true) {
+                            try db.run("INSERT INTO event (id, referral_id, status, by_agency, at, recorded_at, origin) VALUES (?, ?, 'requested', ?, ?, ?, 'remote')",
+                                       .text(referral.id), .text(referral.id), .text(referral.from), .text(Timestamp.format(referral.createdAt)), .text(stamp))
                             let now = clock.now()
                             let received = HandoffEvent(referralId: referral.id, by: agency, status: .received, at: now)
-                            try recordEvent(db, received, origin: "local", stamp: stamp)
+                            // The row went in as `received` already: only the history entry is new.
+                            try recordEvent(db, received, origin: "local", stamp: stamp, updateStatus: false)
                             let view = HandoffView(
                                 id: referral.id, caseRef: referral.caseRef, from: referral.from, to: referral.to, service: referral.service,
                                 priority: referral.priority, location: referral.location, reason: referral.reason, status: .received,
@@ -295,7 +299,7 @@ extension Ledger {
                     }
                     refused.append((header.id, error))
                 }
-                try db.cachedStatement(sql: "INSERT INTO acknowledgment (message_id, kind, at) VALUES (?, 'receipt_sent', ?)").execute(arguments: [header.id, stamp])
+                try db.run("INSERT INTO acknowledgment (message_id, kind, at) VALUES (?, 'receipt_sent', ?)", .text(header.id), .text(stamp))
                 receipts.append(header.id)
             }
         }

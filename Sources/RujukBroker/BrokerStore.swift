@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Logging
 import RujukCore
+import RujukStorage
 
 /// The broker's SQLite store: every message it has acknowledged, the handoffs they make up,
 /// and each agency's mailbox.
@@ -11,32 +12,25 @@ import RujukCore
 public final class BrokerStore: @unchecked Sendable {
     public let pool: DatabasePool
     public let url: URL
+    private let checkpointer: Checkpointer
 
     /// Opens (creating if needed) the store at `<directory>/broker.sqlite`.
     ///
     /// A file that is not a Rujuk store, or is corrupt, is refused with a clear error and left
     /// untouched: the broker never overwrites data it cannot read.
     public init(directory: URL, durability: Durability) throws {
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         url = directory.appendingPathComponent("broker.sqlite")
-        var configuration = Configuration()
-        configuration.foreignKeysEnabled = true
-        configuration.busyMode = .timeout(10)
-        configuration.label = "rujuk.broker"
+        pool = try DurableDatabase.open(url, durability: durability, label: "rujuk.broker", what: "broker store")
         do {
-            pool = try DatabasePool(path: url.path, configuration: configuration)
-            // DatabasePool sets synchronous=NORMAL on its writer by itself; set ours after it.
-            try pool.writeWithoutTransaction { db in
-                try db.execute(sql: "PRAGMA synchronous = \(durability == .full ? "FULL" : "NORMAL")")
-                // Reading the schema makes SQLite parse the header and the schema pages, so a
-                // file that is not a database, or is truncated there, is refused here.
-                _ = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM sqlite_master")
-            }
             try Self.migrator.migrate(pool)
+            checkpointer = try Checkpointer(url)
         } catch let error as DatabaseError {
             throw RujukError(.storageUnavailable, "cannot open the broker store \(url.path): \(error.message ?? "\(error.resultCode)") — the file was left as it is")
         }
+        checkpointer.start()
     }
+
+    deinit { checkpointer.stop() }
 
     /// The synchronous level of the writer connection: 2 is FULL, 1 NORMAL.
     public func synchronousLevel() throws -> Int {
@@ -48,6 +42,8 @@ public final class BrokerStore: @unchecked Sendable {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
             try db.execute(sql: """
+                -- A rowid table, not WITHOUT ROWID: a ~1 KiB payload does not fit in a
+                -- WITHOUT ROWID cell and would spill into a mostly empty overflow page each.
                 CREATE TABLE message (
                     id TEXT PRIMARY KEY NOT NULL,
                     kind TEXT NOT NULL CHECK (kind IN ('referral', 'event')),
@@ -55,7 +51,7 @@ public final class BrokerStore: @unchecked Sendable {
                     author TEXT NOT NULL,
                     payload BLOB NOT NULL,
                     stored_at TEXT NOT NULL
-                ) WITHOUT ROWID;
+                );
                 CREATE TABLE handoff (
                     id TEXT PRIMARY KEY NOT NULL REFERENCES message(id),
                     case_ref TEXT NOT NULL,
@@ -121,7 +117,9 @@ enum CommitOutcome {
 enum PendingWrite {
     case refer(Referral, raw: [UInt8], agency: String)
     case update(HandoffEvent, raw: [UInt8], agency: String)
-    case receipt(ids: [String], agency: String)
+    /// `kinds` holds, per id, the kind of the delivery when the router still has it in flight
+    /// (nil when it does not know, e.g. a late receipt from an earlier session).
+    case receipt(ids: [String], agency: String, kinds: [DeliveryKind?])
 }
 
 extension BrokerStore {
@@ -149,8 +147,8 @@ extension BrokerStore {
                         case .update(let event, let raw, let agency):
                             try writer.update(event, raw: raw, agency: agency)
                             outcomes.append(.committed(id: event.id))
-                        case .receipt(let ids, let agency):
-                            try writer.receipt(ids: ids, agency: agency)
+                        case .receipt(let ids, let agency, let kinds):
+                            try writer.receipt(ids: ids, agency: agency, kinds: kinds)
                             outcomes.append(.committed(id: ""))
                         }
                     } catch let error as RujukError {
@@ -202,8 +200,8 @@ private struct GroupWriter {
 
     /// Inserts a message unless its id is known; returns false for an identical duplicate.
     private func insertMessage(id: String, kind: DeliveryKind, referralID: String, author: String, payload: [UInt8]) throws -> Bool {
-        try db.cachedStatement(sql: "INSERT OR IGNORE INTO message (id, kind, referral_id, author, payload, stored_at) VALUES (?, ?, ?, ?, ?, ?)")
-            .execute(arguments: [id, kind.rawValue, referralID, author, Data(payload), stamp])
+        try db.run("INSERT OR IGNORE INTO message (id, kind, referral_id, author, payload, stored_at) VALUES (?, ?, ?, ?, ?, ?)",
+                   .text(id), .text(kind.rawValue), .text(referralID), .text(author), .blob(payload), .text(stamp))
         if db.changesCount == 1 { return true }
         let existing = try Data.fetchOne(db.cachedStatement(sql: "SELECT payload FROM message WHERE id = ?"), arguments: [id])
         guard existing == Data(payload) else {
@@ -213,31 +211,29 @@ private struct GroupWriter {
     }
 
     private mutating func deliver(_ messageID: String, kind: DeliveryKind, payload: [UInt8], to agency: String) throws {
-        try db.cachedStatement(sql: "INSERT INTO delivery (agency, message_id) VALUES (?, ?)").execute(arguments: [agency, messageID])
+        try db.run("INSERT INTO delivery (agency, message_id) VALUES (?, ?)", .text(agency), .text(messageID))
         deliveries.append((agency, MailboxEntry(seq: db.lastInsertedRowID, messageID: messageID, kind: kind, payload: payload)))
     }
 
     private func recordEvent(_ event: HandoffEvent) throws {
-        try db.cachedStatement(sql: """
-            INSERT INTO handoff_event (id, referral_id, status, by_agency, reason, outcome, at, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-            """).execute(arguments: [event.id, event.referralId, event.status.rawValue, event.by, event.reason, event.outcome, Timestamp.format(event.at), stamp])
-        try db.cachedStatement(sql: "UPDATE handoff SET status = ?, updated_at = ? WHERE id = ?")
-            .execute(arguments: [event.status.rawValue, stamp, event.referralId])
+        try db.run("INSERT INTO handoff_event (id, referral_id, status, by_agency, reason, outcome, at, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                   .text(event.id), .text(event.referralId), .text(event.status.rawValue), .text(event.by), .optional(event.reason),
+                   .optional(event.outcome), .text(Timestamp.format(event.at)), .text(stamp))
+        try db.run("UPDATE handoff SET status = ?, updated_at = ? WHERE id = ?", .text(event.status.rawValue), .text(stamp), .text(event.referralId))
     }
 
     mutating func refer(_ referral: Referral, raw: [UInt8], agency: String) throws {
         guard try insertMessage(id: referral.id, kind: .referral, referralID: referral.id, author: agency, payload: raw) else { return }
-        try db.cachedStatement(sql: """
+        let created = Timestamp.format(referral.createdAt)
+        try db.run("""
             INSERT INTO handoff (id, case_ref, from_agency, to_agency, service, priority, province, regency, status, created_at, due_receive, due_respond, due_complete, updated_at)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'requested', ?, ?, ?, ?, ?)
-            """).execute(arguments: [
-                referral.id, referral.caseRef, referral.from, referral.to, referral.service.rawValue, referral.priority.rawValue,
-                referral.location.province, referral.location.regency, Timestamp.format(referral.createdAt),
-                Timestamp.format(referral.dueReceive), Timestamp.format(referral.dueRespond), Timestamp.format(referral.dueComplete), stamp,
-            ])
-        try db.cachedStatement(sql: """
-            INSERT INTO handoff_event (id, referral_id, status, by_agency, at, recorded_at) VALUES (?, ?, 'requested', ?, ?, ?)
-            """).execute(arguments: [referral.id, referral.id, referral.from, Timestamp.format(referral.createdAt), stamp])
+            """,
+            .text(referral.id), .text(referral.caseRef), .text(referral.from), .text(referral.to), .text(referral.service.rawValue),
+            .text(referral.priority.rawValue), .text(referral.location.province), .text(referral.location.regency), .text(created),
+            .text(Timestamp.format(referral.dueReceive)), .text(Timestamp.format(referral.dueRespond)), .text(Timestamp.format(referral.dueComplete)), .text(stamp))
+        try db.run("INSERT INTO handoff_event (id, referral_id, status, by_agency, at, recorded_at) VALUES (?, ?, 'requested', ?, ?, ?)",
+                   .text(referral.id), .text(referral.id), .text(referral.from), .text(created), .text(stamp))
         try deliver(referral.id, kind: .referral, payload: raw, to: referral.to)
     }
 
@@ -277,14 +273,17 @@ private struct GroupWriter {
         try deliver(received.id, kind: .event, payload: payload, to: sender)
     }
 
-    mutating func receipt(ids: [String], agency: String) throws {
-        for id in ids {
-            try db.cachedStatement(sql: "UPDATE delivery SET receipted_at = ? WHERE agency = ? AND message_id = ? AND receipted_at IS NULL")
-                .execute(arguments: [stamp, agency, id])
+    mutating func receipt(ids: [String], agency: String, kinds: [DeliveryKind?]) throws {
+        for (index, id) in ids.enumerated() {
+            try db.run("UPDATE delivery SET receipted_at = ? WHERE agency = ? AND message_id = ? AND receipted_at IS NULL", .text(stamp), .text(agency), .text(id))
             guard db.changesCount == 1 else { continue }
-            guard let row = try Row.fetchOne(db.cachedStatement(sql: """
-                SELECT h.from_agency, h.to_agency, h.status FROM message m JOIN handoff h ON h.id = m.id WHERE m.id = ? AND m.kind = 'referral'
-                """), arguments: [id]) else { continue }
+            // A receipted event needs nothing more; a receipted referral may move its handoff.
+            let kind = index < kinds.count ? kinds[index] : nil
+            if kind == .event { continue }
+            let sql = kind == .referral
+                ? "SELECT from_agency, to_agency, status FROM handoff WHERE id = ?"
+                : "SELECT h.from_agency, h.to_agency, h.status FROM message m JOIN handoff h ON h.id = m.id WHERE m.id = ? AND m.kind = 'referral'"
+            guard let row = try Row.fetchOne(db.cachedStatement(sql: sql), arguments: [id]) else { continue }
             if (row[2] as String) == HandoffStatus.requested.rawValue, (row[1] as String) == agency {
                 try markReceived(referralID: id, sender: row[0], recipient: row[1])
             }

@@ -179,7 +179,8 @@ public final class RouterLoop: @unchecked Sendable {
                 writes.append(.update(event, raw: raw, agency: session.agency))
                 origins.append(routingID)
             case .receipt(let receipt):
-                writes.append(.receipt(ids: receipt.ids, agency: session.agency))
+                let inFlight = mailboxes[session.agency]?.inFlight
+                writes.append(.receipt(ids: receipt.ids, agency: session.agency, kinds: receipt.ids.map { inFlight?[$0]?.kind }))
                 origins.append(routingID)
             case .ping:
                 send(.pong, to: routingID, socket)
@@ -201,7 +202,7 @@ public final class RouterLoop: @unchecked Sendable {
             let origin = origins[index]
             switch outcome {
             case .committed(let id):
-                if case .receipt(let ids, let agency) = writes[index] {
+                if case .receipt(let ids, let agency, _) = writes[index] {
                     for id in ids { mailboxes[agency]?.receipted(id) }
                     continue
                 }
@@ -223,7 +224,7 @@ public final class RouterLoop: @unchecked Sendable {
             touched.insert(agency)
         }
         for write in writes {
-            if case .receipt(_, let agency) = write { touched.insert(agency) }
+            if case .receipt(_, let agency, _) = write { touched.insert(agency) }
         }
         for agency in touched { pump(agency, socket) }
     }

@@ -45,11 +45,11 @@ public struct HandoffStateMachine: Sendable, Equatable {
         case .requested:
             throw RujukError(.schemaViolation, "status 'requested' is set by the referral itself, not by an update")
         case .declined, .cancelled:
-            if (event.reason ?? "").trimmed.isEmpty {
+            if (event.reason ?? "").isBlank {
                 throw RujukError(.schemaViolation, "'\(event.status.rawValue)' requires a non-empty reason")
             }
         case .completed:
-            if (event.outcome ?? "").trimmed.isEmpty {
+            if (event.outcome ?? "").isBlank {
                 throw RujukError(.schemaViolation, "'completed' requires a non-empty outcome")
             }
         default:
@@ -83,7 +83,13 @@ public struct HandoffStateMachine: Sendable, Equatable {
 }
 
 extension String {
-    var trimmed: String { trimmingCharacters(in: .whitespacesAndNewlines) }
+    /// Empty or only white space (the same set as `CharacterSet.whitespacesAndNewlines`),
+    /// found without building a trimmed copy: this runs on every message.
+    var isBlank: Bool { unicodeScalars.allSatisfy(\.properties.isWhitespace) }
+
+    /// More than `limit` characters. UTF-8 bytes bound characters from above, so most texts
+    /// are settled without counting grapheme clusters.
+    func exceeds(_ limit: Int) -> Bool { utf8.count > limit && count > limit }
 }
 
 import Foundation

@@ -35,10 +35,10 @@ public enum ReferralValidation {
         if !isProvinceCode(referral.location.province) {
             try fail("'location.province' must be an ISO 3166-2 code such as ID-KR")
         }
-        if referral.location.regency.trimmed.isEmpty || referral.location.regency.count > 100 {
+        if referral.location.regency.isBlank || referral.location.regency.exceeds(100) {
             try fail("'location.regency' must be 1-100 characters")
         }
-        if referral.reason.trimmed.isEmpty || referral.reason.count > maxReasonLength {
+        if referral.reason.isBlank || referral.reason.exceeds(maxReasonLength) {
             try fail("'reason' must be 1-\(maxReasonLength) characters")
         }
         if referral.dueReceive < referral.createdAt || referral.dueRespond < referral.dueReceive
@@ -63,16 +63,16 @@ public enum ReferralValidation {
         if subject.child && !["0-11", "12-17", "unknown"].contains(subject.ageBand) {
             try fail("'body.subject.child' contradicts 'body.subject.age_band'")
         }
-        if subject.languages.contains(where: { $0.isEmpty || $0.count > 35 }) {
+        if subject.languages.contains(where: { $0.isEmpty || $0.exceeds(35) }) {
             try fail("'body.subject.languages' must be BCP 47 tags")
         }
         let consent = body.consent
-        if consent.recordedBy.trimmed.isEmpty { try fail("'body.consent.recorded_by' is required") }
+        if consent.recordedBy.isBlank { try fail("'body.consent.recorded_by' is required") }
         switch consent.status {
         case .given:
             if consent.scope.isEmpty { try fail("'body.consent.scope' must name at least one kind of agency") }
         case .overridden:
-            if (consent.justification ?? "").trimmed.isEmpty {
+            if (consent.justification ?? "").isBlank {
                 try fail("'body.consent.justification' is required when consent is overridden")
             }
         }
@@ -91,8 +91,8 @@ public enum ReferralValidation {
         if !MessageID.isValid(event.id) { throw RujukError(.schemaViolation, "'id' must be a UUIDv7") }
         if !MessageID.isValid(event.referralId) { throw RujukError(.schemaViolation, "'referral_id' must be a UUIDv7") }
         if !isAgencyID(event.by) { throw RujukError(.schemaViolation, "'by' is not an agency id") }
-        if let reason = event.reason, reason.count > 1000 { throw RujukError(.schemaViolation, "'reason' is over 1000 characters") }
-        if let outcome = event.outcome, outcome.count > 1000 { throw RujukError(.schemaViolation, "'outcome' is over 1000 characters") }
+        if let reason = event.reason, reason.exceeds(1000) { throw RujukError(.schemaViolation, "'reason' is over 1000 characters") }
+        if let outcome = event.outcome, outcome.exceeds(1000) { throw RujukError(.schemaViolation, "'outcome' is over 1000 characters") }
         try HandoffStateMachine.validate(event)
     }
 }

@@ -24,13 +24,14 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Seconds of the latency run.") var seconds = 6
     @Option(help: "full or normal.") var durability: String = "full"
     @Option(help: "Referrals in flight (sent, not yet received) in the throughput run.") var window = 2000
+    @Flag(help: "Keep the temporary data directory (printed at the end) for inspection.") var keep = false
     @OptionGroup var options: ConfigOptions
 
     func run() async throws {
         let config = try options.load()
         let durability = Durability(rawValue: durability) ?? .full
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("rujuk-bench-\(ProcessInfo.processInfo.processIdentifier)")
-        defer { try? FileManager.default.removeItem(at: directory) }
+        defer { if keep { print("data kept in \(directory.path)") } else { try? FileManager.default.removeItem(at: directory) } }
         var logger = Logger(label: "bench")
         logger.logLevel = .critical
         let context = try Context()
@@ -44,15 +45,28 @@ struct BenchCommand: AsyncParsableCommand {
         _ = try client.run(referrals: (0..<200).map { _ in BenchClient.referral() }, window: 200, interval: nil)
 
         let batch = (0..<count).map { _ in BenchClient.referral() }
+        let before = broker.router.snapshot
+        let cpuBefore = processCPUSeconds()
         let throughput = try client.run(referrals: batch, window: window, interval: nil)
+        let cpu = processCPUSeconds() - cpuBefore
+        let after = broker.router.snapshot
         print(String(format: "throughput: %d referrals in %.2f s = %.0f referrals/s (p50 %.2f ms, p99 %.2f ms under saturation)",
                      count, throughput.elapsed, Double(count) / throughput.elapsed, throughput.p(0.5), throughput.p(0.99)))
+        print(String(format: "  broker: %d group commits (%.1f per referral); process CPU %.0f µs per referral (broker, adapter and this client together)",
+                     after.batches - before.batches, Double(after.batches - before.batches) / Double(count), cpu / Double(count) * 1e6))
 
         let paced = (0..<(rate * seconds)).map { _ in BenchClient.referral() }
         let latency = try client.run(referrals: paced, window: 100_000, interval: 1.0 / Double(rate))
         print(String(format: "latency at %d/s offered: p50 %.2f ms, p99 %.2f ms, max %.2f ms (%d referrals)",
                      rate, latency.p(0.5), latency.p(0.99), latency.p(1.0), paced.count))
     }
+}
+
+/// User plus system CPU time of this process so far, in seconds.
+func processCPUSeconds() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
 }
 
 /// The sending side of the benchmark: an RRP peer as polda-kepri.

@@ -1,0 +1,92 @@
+import Foundation
+import GRDB
+import RujukCore
+
+/// Opening the broker's store and an adapter's ledger the same way: WAL, the configured
+/// `synchronous` level on the writer, and checkpoints off the writer's thread.
+public enum DurableDatabase {
+    /// WAL pages the writer may accumulate before it checkpoints by itself. Normally the
+    /// `Checkpointer` keeps the WAL far below this; it is the backstop if it falls behind.
+    public static let writerCheckpointPages = 20_000
+
+    /// Opens (creating if needed) a WAL database at `url`.
+    ///
+    /// A file that is not an SQLite database, or is corrupt where SQLite looks first, is refused
+    /// with `storage_unavailable` naming `what` and the path, and is left untouched.
+    public static func open(_ url: URL, durability: Durability, label: String, what: String) throws -> DatabasePool {
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        var configuration = Configuration()
+        configuration.foreignKeysEnabled = true
+        configuration.busyMode = .timeout(10)
+        configuration.label = label
+        do {
+            let pool = try DatabasePool(path: url.path, configuration: configuration)
+            // DatabasePool sets synchronous=NORMAL on its writer by itself; set ours after it.
+            try pool.writeWithoutTransaction { db in
+                try db.execute(sql: "PRAGMA synchronous = \(durability == .full ? "FULL" : "NORMAL")")
+                try db.execute(sql: "PRAGMA wal_autocheckpoint = \(writerCheckpointPages)")
+                // Reading the schema makes SQLite parse the header and the schema pages, so a
+                // file that is not a database, or is truncated there, is refused here.
+                _ = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM sqlite_master")
+            }
+            return pool
+        } catch let error as DatabaseError {
+            throw RujukError(.storageUnavailable, "cannot open the \(what) \(url.path): \(error.message ?? "\(error.resultCode)") — the file was left as it is")
+        }
+    }
+}
+
+/// Copies the WAL back into the database file on a connection and a thread of its own.
+///
+/// SQLite's automatic checkpoint runs inside the commit that crosses the threshold, on the
+/// writer's thread: the broker's router would stop routing while megabytes are copied and the
+/// database file is fsynced. A PASSIVE checkpoint from another connection runs beside the
+/// writer instead and never blocks it; what it cannot copy yet (pages a reader still needs) it
+/// copies on a later round.
+public final class Checkpointer: @unchecked Sendable {
+    private let queue: DatabaseQueue
+    private let interval: TimeInterval
+    private let stopSignal = DispatchSemaphore(value: 0)
+    private let finished = DispatchSemaphore(value: 0)
+    private let stopping = Locked(false)
+    private let started = Locked(false)
+
+    public init(_ url: URL, interval: TimeInterval = 0.2) throws {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        configuration.label = "rujuk.checkpointer"
+        queue = try DatabaseQueue(path: url.path, configuration: configuration)
+        self.interval = interval
+    }
+
+    public func start() {
+        guard !started.withLock({ let was = $0; $0 = true; return was }) else { return }
+        let thread = Thread { [self] in
+            // Waiting on the stop signal with a timeout is the pacing: a round every `interval`.
+            while stopSignal.wait(timeout: .now() + interval) == .timedOut, !stopping.current {
+                try? checkpoint()
+            }
+            finished.signal()
+        }
+        thread.name = "rujuk.checkpointer"
+        thread.start()
+    }
+
+    /// One PASSIVE checkpoint; returns (frames in the WAL, frames copied).
+    @discardableResult
+    public func checkpoint() throws -> (log: Int, copied: Int) {
+        try queue.writeWithoutTransaction { db in
+            let row = try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(PASSIVE)")
+            return (row?[1] ?? 0, row?[2] ?? 0)
+        }
+    }
+
+    public func stop() {
+        guard !stopping.withLock({ let was = $0; $0 = true; return was }) else { return }
+        if started.current {
+            stopSignal.signal()
+            finished.wait()
+        }
+        try? queue.close()
+    }
+}

@@ -1,0 +1,54 @@
+import Foundation
+import GRDB
+import RujukCore
+import RujukStorage
+import Testing
+
+@Suite struct StorageTests {
+    func scratch() throws -> DatabasePool {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("rujuk-storage-\(UUID().uuidString)/test.sqlite")
+        let pool = try DurableDatabase.open(url, durability: .full, label: "test", what: "test store")
+        try pool.write { try $0.execute(sql: "CREATE TABLE t (id TEXT PRIMARY KEY NOT NULL, note TEXT, n INTEGER, data BLOB)") }
+        return pool
+    }
+
+    @Test func directBindingStoresWhatGRDBWouldAndReportsErrors() throws {
+        let pool = try scratch()
+        try pool.write { db in
+            try db.run("INSERT INTO t (id, note, n, data) VALUES (?, ?, ?, ?)", .text("a"), .text(""), .int(-7), .blob([]))
+            try db.run("INSERT INTO t (id, note, n, data) VALUES (?, ?, ?, ?)", .text("b"), .optional(nil), .int(1 << 40), .blob([0, 255, 1]))
+            try db.run("INSERT INTO t (id, note, n, data) VALUES (?, ?, ?, ?)", .text("c"), .text("Jl. Raya — é 中 😀"), .null, .null)
+        }
+        let rows = try pool.read { try Row.fetchAll($0, sql: "SELECT id, note, n, data, typeof(note), typeof(data) FROM t ORDER BY id") }
+        #expect(rows[0][1] as String? == "", "an empty text is '' and not NULL")
+        #expect(rows[0][4] as String == "text")
+        #expect(rows[0][5] as String == "blob", "an empty blob is a blob and not NULL")
+        #expect(rows[0][2] as Int64 == -7)
+        #expect(rows[1][1] as String? == nil)
+        #expect(rows[1][2] as Int64 == 1 << 40)
+        #expect(rows[1][3] as Data == Data([0, 255, 1]))
+        #expect(rows[2][1] as String == "Jl. Raya — é 中 😀")
+
+        #expect(throws: DatabaseError.self, "a duplicate key is an error, not ignored") {
+            try pool.write { try $0.run("INSERT INTO t (id) VALUES (?)", .text("a")) }
+        }
+        #expect(throws: DatabaseError.self, "too few arguments never reuse an earlier binding") {
+            try pool.write { try $0.run("INSERT INTO t (id, note) VALUES (?, ?)", .text("d")) }
+        }
+        #expect(try pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM t") } == 3)
+    }
+
+    @Test func checkpointerCopiesTheLogBesideTheWriter() throws {
+        let pool = try scratch()
+        let writerThreshold = try pool.writeWithoutTransaction { try Int.fetchOne($0, sql: "PRAGMA wal_autocheckpoint") }
+        #expect(writerThreshold == DurableDatabase.writerCheckpointPages, "the writer only checkpoints as a backstop")
+        try pool.write { db in
+            for index in 0..<2000 { try db.run("INSERT INTO t (id, data) VALUES (?, ?)", .text("\(index)"), .blob([UInt8](repeating: 7, count: 500))) }
+        }
+        let checkpointer = try Checkpointer(URL(fileURLWithPath: pool.path))
+        let result = try checkpointer.checkpoint()
+        #expect(result.log > 0 && result.copied == result.log, "every frame copied: no reader holds an old snapshot")
+        checkpointer.stop()
+        #expect(try pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM t") } == 2000)
+    }
+}
