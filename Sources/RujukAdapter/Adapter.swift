@@ -48,7 +48,9 @@ public final class Adapter: ServiceLifecycle.Service, @unchecked Sendable {
         }
         var generator = SystemRandomNumberGenerator()
         let token = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
-        FileManager.default.createFile(atPath: file.path, contents: Data(token.utf8), attributes: [.posixPermissions: 0o600])
+        guard FileManager.default.createFile(atPath: file.path, contents: Data(token.utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw RujukError(.config, "cannot write the API token file \(file.path)")
+        }
         return token
     }
 

@@ -1,3 +1,4 @@
+import CSQLiteTuning
 import Foundation
 import GRDB
 import RujukCore
@@ -9,11 +10,16 @@ public enum DurableDatabase {
     /// `Checkpointer` keeps the WAL far below this; it is the backstop if it falls behind.
     public static let writerCheckpointPages = 20_000
 
+    /// Process-wide settings, made once before the first connection (see sqlite_tuning.c).
+    /// SQLITE_MISUSE means another library opened a connection first: harmless, only slower.
+    private static let tuned: Int32 = rujuk_sqlite_tune()
+
     /// Opens (creating if needed) a WAL database at `url`.
     ///
     /// A file that is not an SQLite database, or is corrupt where SQLite looks first, is refused
     /// with `storage_unavailable` naming `what` and the path, and is left untouched.
     public static func open(_ url: URL, durability: Durability, label: String, what: String) throws -> DatabasePool {
+        _ = tuned
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
         var configuration = Configuration()
         configuration.foreignKeysEnabled = true
@@ -64,7 +70,7 @@ public final class Checkpointer: @unchecked Sendable {
         let thread = Thread { [self] in
             // Waiting on the stop signal with a timeout is the pacing: a round every `interval`.
             while stopSignal.wait(timeout: .now() + interval) == .timedOut, !stopping.current {
-                try? checkpoint()
+                _ = try? checkpoint()
             }
             finished.signal()
         }

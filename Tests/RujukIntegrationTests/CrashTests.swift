@@ -13,7 +13,7 @@ final class BrokerProcess {
 
     init(config: URL, directory: URL) throws {
         log = directory.appendingPathComponent("broker-\(UUID().uuidString.prefix(8)).log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        try #require(FileManager.default.createFile(atPath: log.path, contents: nil))
         process.executableURL = Self.binary
         process.arguments = ["broker", "--config", config.path]
         let handle = try FileHandle(forWritingTo: log)
