@@ -27,6 +27,13 @@ final class BrokerProcess {
         process.waitUntilExit()
     }
 
+    /// Asks for a graceful stop (SIGTERM, as systemd does) and waits for the exit status.
+    func terminate(timeout: TimeInterval = 15) async throws -> Int32 {
+        Foundation.kill(process.processIdentifier, SIGTERM)
+        try await waitFor("the broker exits after SIGTERM", timeout: timeout) { !process.isRunning }
+        return process.terminationStatus
+    }
+
     /// A free TCP port on 127.0.0.1, found by letting the kernel pick one for a ZeroMQ bind.
     static func freeEndpoint(_ context: Context) throws -> String {
         let socket = try Socket(context, .router)
@@ -38,11 +45,7 @@ final class BrokerProcess {
 }
 
 @Suite(.serialized) struct CrashTests {
-    @Test func everyCommittedReferralReachesTheRecipientExactlyOnceAcrossBrokerSIGKILL() async throws {
-        #expect(FileManager.default.isExecutableFile(atPath: BrokerProcess.binary.path), "build the rujuk executable first")
-        let network = try Network()
-        network.broker.shutdown()
-        let endpoint = try BrokerProcess.freeEndpoint(network.context)
+    func childConfig(_ network: Network, endpoint: String) throws -> URL {
         let config = network.directory.appendingPathComponent("rujuk.toml")
         try FileManager.default.createDirectory(at: network.directory, withIntermediateDirectories: true)
         try """
@@ -53,7 +56,35 @@ final class BrokerProcess {
             data_dir = "\(network.directory.appendingPathComponent("child-broker").path)"
             heartbeat_ms = 300
             """.write(to: config, atomically: true, encoding: .utf8)
+        return config
+    }
 
+    @Test func sigtermStopsTheBrokerCleanlyAndNothingCommittedIsLost() async throws {
+        let network = try Network()
+        network.broker.shutdown()
+        let endpoint = try BrokerProcess.freeEndpoint(network.context)
+        let config = try childConfig(network, endpoint: endpoint)
+        var broker = try BrokerProcess(config: config, directory: network.directory)
+        let police = try network.adapter("polda-kepri", heartbeatMs: 300, endpoint: endpoint)
+        let sent = try police.refer(Network.request())
+        try await waitFor("committed") { try police.ledger.view(sent.id)?.delivery == "sent" }
+
+        #expect(try await broker.terminate() == 0, "a graceful stop exits 0")
+        let log = try String(contentsOf: broker.log, encoding: .utf8)
+        #expect(log.contains("broker stopped"), "the broker says it stopped: \(log.suffix(400))")
+
+        broker = try BrokerProcess(config: config, directory: network.directory)
+        defer { broker.kill() }
+        let hospital = try network.adapter("rsud-embung-fatimah", heartbeatMs: 300, endpoint: endpoint)
+        try await waitFor("delivered after the restart") { try hospital.ledger.view(sent.id) != nil }
+    }
+
+    @Test func everyCommittedReferralReachesTheRecipientExactlyOnceAcrossBrokerSIGKILL() async throws {
+        #expect(FileManager.default.isExecutableFile(atPath: BrokerProcess.binary.path), "build the rujuk executable first")
+        let network = try Network()
+        network.broker.shutdown()
+        let endpoint = try BrokerProcess.freeEndpoint(network.context)
+        let config = try childConfig(network, endpoint: endpoint)
         var broker = try BrokerProcess(config: config, directory: network.directory)
         let police = try network.adapter("polda-kepri", heartbeatMs: 300, endpoint: endpoint)
         let hospital = try network.adapter("rsud-embung-fatimah", heartbeatMs: 300, endpoint: endpoint)
