@@ -14,8 +14,7 @@ struct AdapterAPI: Sendable {
         let routes = Router()
         routes.add(middleware: ErrorMiddleware())
         routes.get("/health") { _, _ in
-            struct Health: Encodable { var status = "ok"; var agency: String; var broker: BrokerLink.State }
-            return JSONResponse.make(Health(agency: adapter.agency, broker: adapter.link.state))
+            return JSONResponse.make(AdapterHealth(agency: adapter.agency, broker: adapter.link.state, ledger: try adapter.ledger.summary()))
         }
         let api = routes.group("api").add(middleware: BearerTokenMiddleware(token: adapter.token))
         api.post("referrals") { request, _ in
@@ -85,4 +84,12 @@ struct AdapterAPI: Sendable {
         }
         return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-store"], body: body)
     }
+}
+
+/// `GET /health`: who this adapter is, its link to the broker, and what its ledger holds.
+public struct AdapterHealth: Codable, Sendable {
+    public var status = "ok"
+    public var agency: String
+    public var broker: BrokerLink.State
+    public var ledger: LedgerSummary
 }

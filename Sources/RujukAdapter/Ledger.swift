@@ -406,12 +406,31 @@ extension Ledger {
         var arguments: StatementArguments = [direction]
         if let status { sql += " AND status = ?"; _ = arguments.append(contentsOf: [status.rawValue]) }
         if let service { sql += " AND service = ?"; _ = arguments.append(contentsOf: [service.rawValue]) }
-        sql += direction == "inbound" ? " ORDER BY CASE WHEN status IN ('declined','completed','cancelled') THEN 1 ELSE 0 END, due_respond" : " ORDER BY created_at DESC"
         let now = clock.now()
+        if overdueOnly {
+            let stamp = Timestamp.format(now)
+            sql += " AND " + Breach.overdueSQL
+            _ = arguments.append(contentsOf: [stamp, stamp, stamp])
+        }
+        sql += direction == "inbound" ? " ORDER BY CASE WHEN status IN ('declined','completed','cancelled') THEN 1 ELSE 0 END, due_respond" : " ORDER BY created_at DESC"
+        sql += " LIMIT ?"
+        _ = arguments.append(contentsOf: [limit])
         let bound = arguments
-        let views = try pool.read { db in try Row.fetchAll(db, sql: sql, arguments: bound).map { Self.view($0, now: now, body: false) } }
-        return Array((overdueOnly ? views.filter { $0.overdue != nil } : views).prefix(limit))
+        return try pool.read { db in try Row.fetchAll(db, sql: sql, arguments: bound).map { Self.view($0, now: now, body: false) } }
     }
+
+    /// What `/health` and `rujuk status` report: the outbox not yet committed at the broker,
+    /// received referrals not yet answered, and open handoffs past a deadline, both ways.
+    public func summary() throws -> LedgerSummary {
+        let stamp = Timestamp.format(clock.now())
+        return try pool.read { db in
+            LedgerSummary(
+                queued: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox WHERE committed_at IS NULL AND refused_code IS NULL") ?? 0,
+                awaitingResponse: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM referral WHERE direction = 'inbound' AND status = 'received'") ?? 0,
+                overdue: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM referral WHERE " + Breach.overdueSQL, arguments: [stamp, stamp, stamp]) ?? 0)
+        }
+    }
+
 
     /// Notifications after `seq`, oldest first.
     public func notifications(after seq: Int64, limit: Int = 500) throws -> [(Int64, [UInt8])] {
@@ -426,5 +445,19 @@ extension Ledger {
             try Row.fetchAll(db.cachedStatement(sql: "SELECT kind, at FROM acknowledgment WHERE message_id = ? ORDER BY seq"), arguments: [messageID])
                 .map { (kind: $0[0], at: Timestamp.parse($0[1]) ?? .distantPast) }
         }
+    }
+}
+
+public struct LedgerSummary: Sendable, Codable, Equatable {
+    /// Referrals and updates waiting for the broker's COMMIT.
+    public var queued: Int
+    /// Received referrals not yet accepted or declined.
+    public var awaitingResponse: Int
+    /// Open handoffs, sent or received, past one of their deadlines.
+    public var overdue: Int
+
+    enum CodingKeys: String, CodingKey {
+        case queued, overdue
+        case awaitingResponse = "awaiting_response"
     }
 }

@@ -61,7 +61,7 @@ struct StatusAPI: Sendable {
         let overdueOnly = request.query("overdue") == "true"
         if overdueOnly {
             let now = Timestamp.format(clock.now())
-            conditions.append("status NOT IN ('declined','completed','cancelled') AND (due_complete < ? OR (status IN ('requested','received') AND due_respond < ?) OR (status = 'requested' AND due_receive < ?))")
+            conditions.append(Breach.overdueSQL)
             _ = arguments.append(contentsOf: [now, now, now])
         }
         let limit = min(Int(request.query("limit") ?? "") ?? 200, 5000)

@@ -9,6 +9,11 @@ public enum Breach: String, Codable, Sendable, Comparable {
         return order.firstIndex(of: lhs)! < order.firstIndex(of: rhs)!
     }
 
+    /// `at(_:status:…)` as an SQL condition over columns `status`, `due_receive`, `due_respond`
+    /// and `due_complete` (RFC 3339 UTC text, which sorts as time does); bind the current
+    /// `Timestamp.format(now)` to its three `?`.
+    public static let overdueSQL = "status NOT IN ('declined','completed','cancelled') AND (due_complete < ? OR (status IN ('requested','received') AND due_respond < ?) OR (status = 'requested' AND due_receive < ?))"
+
     /// The clock that has run out at `now`, if any: the latest one that applies to the status.
     public static func at(_ now: Date, status: HandoffStatus, dueReceive: Date, dueRespond: Date, dueComplete: Date) -> Breach? {
         if status.isTerminal { return nil }

@@ -274,7 +274,21 @@ struct StatusCommand: AsyncParsableCommand {
     @OptionGroup var options: APIOptions
     func run() async throws {
         guard let url = URL(string: options.api + "/health") else { throw ValidationError("bad --api URL") }
-        let (data, _) = try await URLSession.shared.data(from: url)
-        print(String(decoding: data, as: UTF8.self))
+        let data: Data
+        do {
+            (data, _) = try await URLSession.shared.data(from: url)
+        } catch {
+            throw CLIError("no adapter answers at \(options.api): \(error.localizedDescription)")
+        }
+        try options.output(data, as: AdapterHealth.self) { health in
+            """
+            agency    \(health.agency)
+            broker    \(health.broker.rawValue)
+            queued    \(health.ledger.queued) waiting for the broker's COMMIT
+            to answer \(health.ledger.awaitingResponse) received, not yet accepted or declined
+            overdue   \(health.ledger.overdue) open handoffs past a deadline
+
+            """
+        }
     }
 }
