@@ -17,14 +17,17 @@ import Testing
             let process = Process()
             process.executableURL = BrokerProcess.binary
             process.arguments = arguments
-            let out = Pipe(), err = Pipe()
-            process.standardOutput = out
-            process.standardError = err
+            // Files, not pipes: a child that fills one pipe while we drain the other would hang.
+            let base = FileManager.default.temporaryDirectory.appendingPathComponent("rujuk-cli-\(UUID().uuidString)")
+            let outFile = base.appendingPathExtension("out"), errFile = base.appendingPathExtension("err")
+            defer { try? FileManager.default.removeItem(at: outFile); try? FileManager.default.removeItem(at: errFile) }
+            try #require(FileManager.default.createFile(atPath: outFile.path, contents: nil))
+            try #require(FileManager.default.createFile(atPath: errFile.path, contents: nil))
+            process.standardOutput = try FileHandle(forWritingTo: outFile)
+            process.standardError = try FileHandle(forWritingTo: errFile)
             try process.run()
-            let output = out.fileHandleForReading.readDataToEndOfFile()
-            let errors = err.fileHandleForReading.readDataToEndOfFile()
             process.waitUntilExit()
-            return Run(status: process.terminationStatus, out: String(decoding: output, as: UTF8.self), err: String(decoding: errors, as: UTF8.self))
+            return Run(status: process.terminationStatus, out: try String(contentsOf: outFile, encoding: .utf8), err: try String(contentsOf: errFile, encoding: .utf8))
         }.value()
     }
 
