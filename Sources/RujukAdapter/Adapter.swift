@@ -31,7 +31,7 @@ public final class Adapter: ServiceLifecycle.Service, @unchecked Sendable {
         self.sla = sla
         self.clock = clock
         self.logger = logger
-        ledger = try Ledger(directory: configuration.agencyDirectory, agency: configuration.agency, durability: configuration.durability, clock: clock)
+        ledger = try Ledger(directory: configuration.agencyDirectory, agency: configuration.agency, durability: configuration.durability, clock: clock, sla: sla, registry: registry)
         token = try configuration.token ?? Self.loadOrCreateToken(in: configuration.agencyDirectory)
         let hub = self.hub
         link = BrokerLink(configuration: configuration, ledger: ledger, context: context, logger: logger, onChange: { hub.poke() })
@@ -87,6 +87,33 @@ public final class Adapter: ServiceLifecycle.Service, @unchecked Sendable {
         return view
     }
 
+    /// Runs the SLA clocks now: every escalation, resolution and warning that is due. The
+    /// running adapter does this every `sweep_interval`; tests call it after moving a clock.
+    @discardableResult
+    public func sweepNow() -> SweepResult {
+        var total = SweepResult()
+        do {
+            while true {
+                let result = try ledger.sweep(limit: 500)
+                total.examined += result.examined
+                total.escalated += result.escalated
+                total.resolved += result.resolved
+                total.warned += result.warned
+                if result.examined < 500 { break }
+            }
+        } catch {
+            logger.error("SLA sweep failed; it will run again", metadata: ["error": "\(error)"])
+        }
+        if total.acted {
+            if total.escalated + total.resolved > 0 {
+                logger.warning("handoffs escalated", metadata: ["escalated": "\(total.escalated)", "resolved": "\(total.resolved)"])
+            }
+            link.outboxChanged()
+            hub.poke()
+        }
+        return total
+    }
+
     // MARK: - Running
 
     public func run() async throws {
@@ -112,6 +139,13 @@ public final class Adapter: ServiceLifecycle.Service, @unchecked Sendable {
                 }
             }
             if let webhook { group.addTask { await webhook.run() } }
+            group.addTask { [self] in
+                // The SLA clocks: a sweep finds what is due through the ledger's index.
+                while !Task.isCancelled {
+                    sweepNow()
+                    try? await Task.sleep(for: .seconds(configuration.sweepInterval))
+                }
+            }
             try await app.run()
             group.cancelAll()
         }

@@ -131,7 +131,7 @@ public final class BrokerLink: @unchecked Sendable {
             break
         case .bye:
             reconnect(reason: "broker said BYE")
-        case .hello, .refer, .update, .receipt:
+        case .hello, .refer, .update, .escalate, .receipt:
             logger.warning("unexpected command from the broker", metadata: ["command": "\(message.command.rawValue)"])
         }
         return nil
@@ -182,7 +182,7 @@ public final class BrokerLink: @unchecked Sendable {
         do {
             let entries = try ledger.pendingOutbox(after: sentThrough, limit: room)
             for entry in entries {
-                let command: RRPCommand = entry.kind == "refer" ? .refer : .update
+                let command: RRPCommand = switch entry.kind { case "refer": .refer; case "escalate": .escalate; default: .update }
                 guard send(frames: [RRPCodec.header, Array(command.rawValue.utf8), entry.payload]) else { return }
                 inFlight[entry.messageID] = entry.seq
                 sentThrough = entry.seq

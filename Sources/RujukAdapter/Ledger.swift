@@ -10,13 +10,19 @@ public final class Ledger: @unchecked Sendable {
     public let pool: DatabasePool
     public let agency: String
     public let url: URL
-    private let clock: any RujukCore.Clock
+    let clock: any RujukCore.Clock
+    /// The clocks and the escalation ladder (sla.toml), and the network they name.
+    let sla: SLAPolicy
+    let registry: AgencyRegistry
     private let checkpointer: Checkpointer
 
-    public init(directory: URL, agency: String, durability: Durability, clock: any RujukCore.Clock) throws {
+    public init(directory: URL, agency: String, durability: Durability, clock: any RujukCore.Clock,
+                sla: SLAPolicy = .standard, registry: AgencyRegistry = AgencyRegistry([])) throws {
         url = directory.appendingPathComponent("ledger.sqlite")
         self.agency = agency
         self.clock = clock
+        self.sla = sla
+        self.registry = registry
         pool = try DurableDatabase.open(url, durability: durability, label: "rujuk.ledger", what: "ledger")
         do {
             try Self.migrator.migrate(pool)
@@ -76,7 +82,7 @@ public final class Ledger: @unchecked Sendable {
                 CREATE TABLE outbox (
                     seq INTEGER PRIMARY KEY AUTOINCREMENT,
                     message_id TEXT NOT NULL UNIQUE,
-                    kind TEXT NOT NULL CHECK (kind IN ('refer', 'update')),
+                    kind TEXT NOT NULL CHECK (kind IN ('refer', 'update', 'escalate')),
                     referral_id TEXT NOT NULL,
                     payload BLOB NOT NULL,
                     created_at TEXT NOT NULL,
@@ -121,6 +127,31 @@ public final class Ledger: @unchecked Sendable {
                 );
                 """)
         }
+        migrator.registerMigration("v3-sla") { db in
+            // The SLA clocks (LedgerSLA.swift). `next_check_at` is when the sweep must look at
+            // a handoff next — a sender's escalation, a recipient's warning — found through its
+            // partial index, never by a scan.
+            try db.execute(sql: """
+                ALTER TABLE referral ADD COLUMN next_check_at TEXT;
+                ALTER TABLE referral ADD COLUMN esc_level INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE referral ADD COLUMN esc_clock TEXT;
+                ALTER TABLE referral ADD COLUMN esc_since TEXT;
+                ALTER TABLE referral ADD COLUMN esc_targets TEXT NOT NULL DEFAULT '';
+                ALTER TABLE referral ADD COLUMN told TEXT NOT NULL DEFAULT '';
+                CREATE INDEX referral_next_check ON referral(next_check_at) WHERE next_check_at IS NOT NULL;
+                CREATE TABLE escalation (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    referral_id TEXT NOT NULL,
+                    direction TEXT NOT NULL CHECK (direction IN ('sent', 'received')),
+                    notice TEXT NOT NULL,
+                    level INTEGER NOT NULL,
+                    clock TEXT NOT NULL,
+                    payload BLOB NOT NULL,
+                    at TEXT NOT NULL
+                );
+                CREATE INDEX escalation_referral ON escalation(referral_id);
+                """)
+        }
         return migrator
     }
 }
@@ -143,11 +174,34 @@ public struct Notification: Codable, Sendable {
     public var handoff: HandoffView?
     public var event: HandoffEvent?
     public var error: ProtocolError?
+    /// For `handoff.escalated`, `handoff.escalation_resolved` and `escalation.received`.
+    public var escalation: Escalation?
+    /// For `handoff.escalated`: the sending agency's duty officer desk, from sla.toml.
+    public var dutyOfficer: String?
+    /// For `handoff.due_soon` and `handoff.overdue`: which clock, and its deadline.
+    public var clock: Breach?
+    public var due: Date?
     public var at: Date
 
+    public init(seq: Int64, type: String, referralId: String, handoff: HandoffView? = nil, event: HandoffEvent? = nil, error: ProtocolError? = nil,
+                escalation: Escalation? = nil, dutyOfficer: String? = nil, clock: Breach? = nil, due: Date? = nil, at: Date) {
+        self.seq = seq
+        self.type = type
+        self.referralId = referralId
+        self.handoff = handoff
+        self.event = event
+        self.error = error
+        self.escalation = escalation
+        self.dutyOfficer = dutyOfficer
+        self.clock = clock
+        self.due = due
+        self.at = at
+    }
+
     enum CodingKeys: String, CodingKey {
-        case seq, type, handoff, event, error, at
+        case seq, type, handoff, event, error, escalation, clock, due, at
         case referralId = "referral_id"
+        case dutyOfficer = "duty_officer"
     }
 }
 
@@ -155,7 +209,11 @@ extension Notification: FastJSONEncodable {
     public func write(to writer: inout JSONWriter) {
         writer.beginObject()
         writer.field("at", at)
+        writer.field("clock", clock)
+        if let due { writer.field("due", due) }
+        writer.field("duty_officer", dutyOfficer)
         writer.field("error", error)
+        writer.field("escalation", escalation)
         writer.field("event", event)
         writer.field("handoff", handoff)
         writer.field("referral_id", referralId)
@@ -199,15 +257,20 @@ extension Ledger {
     /// the answer is false.
     @discardableResult
     private func insertReferral(_ db: Database, _ referral: Referral, raw: [UInt8], direction: String, status: HandoffStatus, delivery: String, stamp: String, ignoringDuplicate: Bool = false) throws -> Bool {
+        let deadlines = Deadlines(receive: referral.dueReceive, respond: referral.dueRespond, complete: referral.dueComplete)
+        let nextCheck = direction == "outbound"
+            ? SLAClock.senderNextCheck(status: status, deadlines: deadlines, state: .none, level2After: sla.escalation.level2After)
+            : SLAClock.recipientNextCheck(status: status, deadlines: deadlines, told: [], lead: sla.escalation.warnBefore[referral.priority] ?? 0)
         try db.run("""
             INSERT \(ignoringDuplicate ? "OR IGNORE " : "")INTO referral (id, direction, case_ref, from_agency, to_agency, service, priority, province, regency, reason, status, delivery,
-                created_at, due_receive, due_respond, due_complete, updated_at, raw)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                created_at, due_receive, due_respond, due_complete, updated_at, raw, next_check_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
             .text(referral.id), .text(direction), .text(referral.caseRef), .text(referral.from), .text(referral.to), .text(referral.service.rawValue),
             .text(referral.priority.rawValue), .text(referral.location.province), .text(referral.location.regency), .text(referral.reason),
             .text(status.rawValue), .text(delivery), .text(Timestamp.format(referral.createdAt)), .text(Timestamp.format(referral.dueReceive)),
-            .text(Timestamp.format(referral.dueRespond)), .text(Timestamp.format(referral.dueComplete)), .text(stamp), .blob(raw))
+            .text(Timestamp.format(referral.dueRespond)), .text(Timestamp.format(referral.dueComplete)), .text(stamp), .blob(raw),
+            .optional(nextCheck.map(Timestamp.format)))
         return db.changesCount == 1
     }
 
@@ -236,15 +299,19 @@ extension Ledger {
                    .text(event.id), .text(event.referralId), .text(event.status.rawValue), .text(event.by), .optional(event.reason),
                    .optional(event.outcome), .text(Timestamp.format(event.at)), .text(stamp), .text(origin))
         guard updateStatus else { return }
-        try db.run("UPDATE referral SET status = ?, updated_at = ? WHERE id = ?", .text(event.status.rawValue), .text(stamp), .text(event.referralId))
+        // A status change can resolve an escalation or end the clocks: the sweep looks at once.
+        try db.run("UPDATE referral SET status = ?, updated_at = ?, next_check_at = ? WHERE id = ?",
+                   .text(event.status.rawValue), .text(stamp), .text(stamp), .text(event.referralId))
     }
 
-    private func notify(_ db: Database, type: String, referralID: String, view: HandoffView? = nil, event: HandoffEvent? = nil, error: ProtocolError? = nil, stamp: String, lookUp: Bool = true) throws {
+    func notify(_ db: Database, type: String, referralID: String, view: HandoffView? = nil, event: HandoffEvent? = nil, error: ProtocolError? = nil,
+                escalation: Escalation? = nil, dutyOfficer: String? = nil, clock: Breach? = nil, due: Date? = nil, stamp: String, lookUp: Bool = true) throws {
         // The seq is known before the insert: the writer is serialized, and AUTOINCREMENT
         // hands out max(seq) + 1.
         let seq = (try Int64.fetchOne(db.cachedStatement(sql: "SELECT seq FROM sqlite_sequence WHERE name = 'notification'")) ?? 0) + 1
         let handoff = try view ?? (lookUp ? self.view(db, referralID, history: false, body: false) : nil)
-        let notification = Notification(seq: seq, type: type, referralId: referralID, handoff: handoff, event: event, error: error, at: Timestamp.parse(stamp) ?? clock.now())
+        let notification = Notification(seq: seq, type: type, referralId: referralID, handoff: handoff, event: event, error: error,
+                                        escalation: escalation, dutyOfficer: dutyOfficer, clock: clock, due: due, at: Timestamp.parse(stamp) ?? self.clock.now())
         try db.run("INSERT INTO notification (seq, type, referral_id, payload, created_at) VALUES (?, ?, ?, ?, ?)",
                    .int(seq), .text(type), .text(referralID), .blob(JSONCoding.encode(notification)), .text(stamp))
     }
@@ -283,6 +350,13 @@ extension Ledger {
                             try notify(db, type: "referral.received", referralID: referral.id, view: view, stamp: stamp)
                             new += 1
                         }
+                    case .escalation:
+                        let escalation = try JSONCoding.decode(Escalation.self, from: payload, what: "DELIVER")
+                        try ReferralValidation.validate(escalation)
+                        guard escalation.targets.contains(agency) else {
+                            throw RujukError(.notParty, "escalation \(escalation.id) is not addressed to '\(agency)'")
+                        }
+                        if try storeReceivedEscalation(db, escalation, payload: payload, stamp: stamp) { new += 1 }
                     case .event:
                         let event = try JSONCoding.decode(HandoffEvent.self, from: payload, what: "DELIVER")
                         if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM event WHERE id = ?"), arguments: [event.id]) != true {
@@ -344,13 +418,14 @@ extension Ledger {
     func markRefused(_ id: String, _ error: ProtocolError) throws {
         let stamp = Timestamp.format(clock.now())
         try pool.write { db in
-            guard let referralID = try String.fetchOne(db, sql: "SELECT referral_id FROM outbox WHERE message_id = ? AND committed_at IS NULL AND refused_code IS NULL", arguments: [id]) else { return }
+            guard let row = try Row.fetchOne(db, sql: "SELECT referral_id, kind FROM outbox WHERE message_id = ? AND committed_at IS NULL AND refused_code IS NULL", arguments: [id]) else { return }
+            let referralID: String = row[0], kind: String = row[1]
             try db.cachedStatement(sql: "UPDATE outbox SET refused_code = ?, refused_reason = ? WHERE message_id = ?").execute( arguments: [error.code.rawValue, error.reason, id])
-            let isReferral = referralID == id
-            if isReferral {
+            if kind == "refer" {
                 try db.cachedStatement(sql: "UPDATE referral SET delivery = 'refused', updated_at = ? WHERE id = ?").execute( arguments: [stamp, id])
             }
-            try notify(db, type: isReferral ? "referral.refused" : "update.refused", referralID: referralID, error: error, stamp: stamp)
+            let type = switch kind { case "refer": "referral.refused"; case "escalate": "escalation.refused"; default: "update.refused" }
+            try notify(db, type: type, referralID: referralID, error: error, stamp: stamp)
         }
     }
 
@@ -395,7 +470,7 @@ extension Ledger {
             createdAt: date("created_at"), dueReceive: date("due_receive"), dueRespond: date("due_respond"), dueComplete: date("due_complete"),
             updatedAt: date("updated_at"),
             overdue: Breach.at(now, status: status, dueReceive: date("due_receive"), dueRespond: date("due_respond"), dueComplete: date("due_complete")),
-            body: raw.flatMap { try? JSONCoding.decoder().decode(Referral.self, from: $0).body },
+            body: raw.flatMap { try? JSONCoding.decode(Referral.self, from: [UInt8]($0), what: "ledger").body },
             direction: row["direction"], delivery: row["delivery"]
         )
     }

@@ -46,7 +46,7 @@ public final class BrokerStore: @unchecked Sendable {
                 -- WITHOUT ROWID cell and would spill into a mostly empty overflow page each.
                 CREATE TABLE message (
                     id TEXT PRIMARY KEY NOT NULL,
-                    kind TEXT NOT NULL CHECK (kind IN ('referral', 'event')),
+                    kind TEXT NOT NULL CHECK (kind IN ('referral', 'event', 'escalation')),
                     referral_id TEXT NOT NULL,
                     author TEXT NOT NULL,
                     payload BLOB NOT NULL,
@@ -92,6 +92,23 @@ public final class BrokerStore: @unchecked Sendable {
                 CREATE INDEX delivery_pending ON delivery(agency, seq) WHERE receipted_at IS NULL;
                 """)
         }
+        migrator.registerMigration("v2-escalation") { db in
+            try db.execute(sql: """
+                CREATE TABLE escalation (
+                    id TEXT PRIMARY KEY NOT NULL REFERENCES message(id),
+                    referral_id TEXT NOT NULL REFERENCES handoff(id),
+                    notice TEXT NOT NULL CHECK (notice IN ('breach', 'resolved')),
+                    level INTEGER NOT NULL,
+                    clock TEXT NOT NULL,
+                    targets TEXT NOT NULL,
+                    at TEXT NOT NULL,
+                    recorded_at TEXT NOT NULL
+                );
+                CREATE INDEX escalation_referral ON escalation(referral_id);
+                -- The level an open escalation has reached: 0 when none is open.
+                ALTER TABLE handoff ADD COLUMN escalation_level INTEGER NOT NULL DEFAULT 0;
+                """)
+        }
         return migrator
     }
 }
@@ -120,6 +137,7 @@ enum PendingWrite {
     /// `kinds` holds, per id, the kind of the delivery when the router still has it in flight
     /// (nil when it does not know, e.g. a late receipt from an earlier session).
     case receipt(ids: [String], agency: String, kinds: [DeliveryKind?])
+    case escalate(Escalation, raw: [UInt8], agency: String)
 }
 
 extension BrokerStore {
@@ -150,11 +168,15 @@ extension BrokerStore {
                         case .receipt(let ids, let agency, let kinds):
                             try writer.receipt(ids: ids, agency: agency, kinds: kinds)
                             outcomes.append(.committed(id: ""))
+                        case .escalate(let escalation, let raw, let agency):
+                            try writer.escalate(escalation, raw: raw, agency: agency)
+                            outcomes.append(.committed(id: escalation.id))
                         }
                     } catch let error as RujukError {
                         let id: String? = switch write {
                         case .refer(let referral, _, _): referral.id
                         case .update(let event, _, _): event.id
+                        case .escalate(let escalation, _, _): escalation.id
                         case .receipt: nil
                         }
                         outcomes.append(.refused(error, id: id))
@@ -168,6 +190,7 @@ extension BrokerStore {
                 switch write {
                 case .refer(let referral, _, _): .refused(failure, id: referral.id)
                 case .update(let event, _, _): .refused(failure, id: event.id)
+                case .escalate(let escalation, _, _): .refused(failure, id: escalation.id)
                 case .receipt: .refused(failure, id: nil)
                 }
             }
@@ -271,6 +294,36 @@ private struct GroupWriter {
         _ = try insertMessage(id: received.id, kind: .event, referralID: referralID, author: recipient, payload: payload)
         try recordEvent(received)
         try deliver(received.id, kind: .event, payload: payload, to: sender)
+    }
+
+    /// An escalation from a handoff's sender: stored, recorded on the handoff, and delivered to
+    /// each target's mailbox. A repeat of one already stored is acknowledged and does nothing.
+    mutating func escalate(_ escalation: Escalation, raw: [UInt8], agency: String) throws {
+        guard escalation.from == agency else {
+            throw RujukError(.identityMismatch, "'from' is '\(escalation.from)' but the message came from '\(agency)'")
+        }
+        if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM message WHERE id = ?"), arguments: [escalation.id]) == true {
+            _ = try insertMessage(id: escalation.id, kind: .escalation, referralID: escalation.referralId, author: agency, payload: raw)
+            return
+        }
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT from_agency, to_agency FROM handoff WHERE id = ?"), arguments: [escalation.referralId]) else {
+            throw RujukError(.notFound, "no handoff \(escalation.referralId)")
+        }
+        guard (row[0] as String) == agency else {
+            throw RujukError(.notParty, "only the sender of handoff \(escalation.referralId) escalates it")
+        }
+        guard (row[1] as String) == escalation.to else {
+            throw RujukError(.schemaViolation, "'to' is not the recipient of handoff \(escalation.referralId)")
+        }
+        _ = try insertMessage(id: escalation.id, kind: .escalation, referralID: escalation.referralId, author: agency, payload: raw)
+        try db.run("INSERT INTO escalation (id, referral_id, notice, level, clock, targets, at, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                   .text(escalation.id), .text(escalation.referralId), .text(escalation.notice.rawValue), .int(Int64(escalation.level)),
+                   .text(escalation.clock.rawValue), .text(escalation.targets.joined(separator: " ")), .text(Timestamp.format(escalation.at)), .text(stamp))
+        try db.run("UPDATE handoff SET escalation_level = ?, updated_at = ? WHERE id = ?",
+                   .int(escalation.notice == .breach ? Int64(escalation.level) : 0), .text(stamp), .text(escalation.referralId))
+        for target in escalation.targets {
+            try deliver(escalation.id, kind: .escalation, payload: raw, to: target)
+        }
     }
 
     mutating func receipt(ids: [String], agency: String, kinds: [DeliveryKind?]) throws {

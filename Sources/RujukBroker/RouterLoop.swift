@@ -178,6 +178,13 @@ public final class RouterLoop: @unchecked Sendable {
             case .update(let event, let raw):
                 writes.append(.update(event, raw: raw, agency: session.agency))
                 origins.append(routingID)
+            case .escalate(let escalation, let raw):
+                if let unknown = escalation.targets.first(where: { registry[$0] == nil }) {
+                    refuse(RujukError(.unknownAgency, "target '\(unknown)' is not in the registry"), id: escalation.id, to: routingID, socket)
+                    continue
+                }
+                writes.append(.escalate(escalation, raw: raw, agency: session.agency))
+                origins.append(routingID)
             case .receipt(let receipt):
                 let inFlight = mailboxes[session.agency]?.inFlight
                 writes.append(.receipt(ids: receipt.ids, agency: session.agency, kinds: receipt.ids.map { inFlight?[$0]?.kind }))

@@ -198,3 +198,34 @@ extension HandoffView: FastJSONEncodable {
         writer.endObject()
     }
 }
+
+extension Escalation: FastJSONDecodable, FastJSONEncodable {
+    public init(fastJSON fields: JSONFields) throws(FastJSONMiss) {
+        self.init(
+            id: try fields.string("id"), referralId: try fields.string("referral_id"), notice: try fields.value("notice"),
+            level: try fields.int("level"), clock: try fields.value("clock"), from: try fields.string("from"), to: try fields.string("to"),
+            targets: try fields.strings("targets"), service: try fields.value("service"), priority: try fields.value("priority"),
+            province: try fields.string("province"), due: try fields.date("due"), status: try fields.value("status"),
+            suggestions: try fields.strings("suggestions"), at: try fields.date("at"))
+    }
+
+    public func write(to writer: inout JSONWriter) {
+        writer.beginObject()
+        writer.field("at", at)
+        writer.field("clock", clock)
+        writer.field("due", due)
+        writer.field("from", from)
+        writer.field("id", id)
+        writer.field("level", level)
+        writer.field("notice", notice)
+        writer.field("priority", priority)
+        writer.field("province", province)
+        writer.field("referral_id", referralId)
+        writer.field("service", service)
+        writer.field("status", status)
+        writer.field("suggestions", suggestions)
+        writer.field("targets", targets)
+        writer.field("to", to)
+        writer.endObject()
+    }
+}

@@ -21,6 +21,7 @@ public enum RRPCodec {
         case .ready(let body): return [header, command, JSONCoding.encode(body)]
         case .refer(_, let raw): return [header, command, raw]
         case .update(_, let raw): return [header, command, raw]
+        case .escalate(_, let raw): return [header, command, raw]
         case .commit(let body): return [header, command, JSONCoding.encode(body)]
         case .deliver(let head, let payload): return [header, command, JSONCoding.encode(head), payload]
         case .receipt(let body): return [header, command, JSONCoding.encode(body)]
@@ -37,6 +38,11 @@ public enum RRPCodec {
     /// An UPDATE for an event, encoding it once.
     public static func update(_ event: HandoffEvent) -> RRPMessage {
         .update(event, raw: JSONCoding.encode(event))
+    }
+
+    /// An ESCALATE for an escalation, encoding it once.
+    public static func escalate(_ escalation: Escalation) -> RRPMessage {
+        .escalate(escalation, raw: JSONCoding.encode(escalation))
     }
 
     /// Decodes and validates frames.
@@ -88,6 +94,11 @@ public enum RRPCodec {
             let event = try JSONCoding.decode(HandoffEvent.self, from: raw, what: "UPDATE")
             try ReferralValidation.validate(event)
             return .update(event, raw: raw)
+        case .escalate:
+            let raw = try one("escalation")
+            let escalation = try JSONCoding.decode(Escalation.self, from: raw, what: "ESCALATE")
+            try ReferralValidation.validate(escalation)
+            return .escalate(escalation, raw: raw)
         case .commit:
             let commit = try JSONCoding.decode(Commit.self, from: one("ids"), what: "COMMIT")
             return .commit(commit)

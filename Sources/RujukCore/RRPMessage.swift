@@ -6,6 +6,7 @@ public enum RRPCommand: String, CaseIterable, Sendable {
     case ready = "READY"
     case refer = "REFER"
     case update = "UPDATE"
+    case escalate = "ESCALATE"
     case commit = "COMMIT"
     case deliver = "DELIVER"
     case receipt = "RECEIPT"
@@ -88,6 +89,8 @@ public enum DeliveryKind: String, Codable, Sendable {
     case referral
     /// A status change on a handoff this agency is party to.
     case event
+    /// An escalation (or its resolution) of a handoff this agency is told about.
+    case escalation
 }
 
 /// The first body frame of DELIVER; the second is the message itself, byte for byte as stored.
@@ -131,6 +134,8 @@ public enum RRPMessage: Sendable, Equatable {
     case refer(Referral, raw: [UInt8])
     /// A status change, and its bytes as received.
     case update(HandoffEvent, raw: [UInt8])
+    /// An overdue handoff escalated by its sender (or the resolution of one), and its bytes.
+    case escalate(Escalation, raw: [UInt8])
     case commit(Commit)
     /// A delivery and the message's stored bytes, to be decoded according to `header.kind`.
     case deliver(DeliveryHeader, payload: [UInt8])
@@ -146,6 +151,7 @@ public enum RRPMessage: Sendable, Equatable {
         case .ready: .ready
         case .refer: .refer
         case .update: .update
+        case .escalate: .escalate
         case .commit: .commit
         case .deliver: .deliver
         case .receipt: .receipt
@@ -154,5 +160,69 @@ public enum RRPMessage: Sendable, Equatable {
         case .pong: .pong
         case .bye: .bye
         }
+    }
+}
+
+/// ESCALATE: the sender of a handoff tells others that one of its clocks ran out, or that a
+/// handoff it escalated is resolved. Envelope fields only: never anything about the person.
+public struct Escalation: Codable, Sendable, Equatable {
+    public enum Notice: String, Codable, Sendable {
+        /// A clock ran out (level 1), or stayed run out (level 2).
+        case breach
+        /// The handoff met the clock that was escalated, or ended: escalation stops.
+        case resolved
+    }
+
+    /// UUIDv7 chosen by the escalating adapter; the deduplication key.
+    public var id: String
+    public var referralId: String
+    public var notice: Notice
+    /// 1 or 2; for `resolved`, the level that had been reached.
+    public var level: Int
+    /// Which clock: receive, respond or complete.
+    public var clock: Breach
+    /// The sending agency, which escalates.
+    public var from: String
+    /// The recipient that is late.
+    public var to: String
+    /// The agencies the broker delivers this to.
+    public var targets: [String]
+    public var service: Service
+    public var priority: Priority
+    /// The sender's province, for the task forces' view.
+    public var province: String
+    /// The deadline that passed.
+    public var due: Date
+    /// The handoff's status when this was sent.
+    public var status: HandoffStatus
+    /// Other agencies offering the service in the province (legal aid: MoU partners only).
+    public var suggestions: [String]
+    public var at: Date
+
+    public init(
+        id: String = MessageID.make(), referralId: String, notice: Notice, level: Int, clock: Breach, from: String, to: String,
+        targets: [String], service: Service, priority: Priority, province: String, due: Date, status: HandoffStatus,
+        suggestions: [String], at: Date
+    ) {
+        self.id = id
+        self.referralId = referralId
+        self.notice = notice
+        self.level = level
+        self.clock = clock
+        self.from = from
+        self.to = to
+        self.targets = targets
+        self.service = service
+        self.priority = priority
+        self.province = province
+        self.due = due
+        self.status = status
+        self.suggestions = suggestions
+        self.at = at
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, notice, level, clock, from, to, targets, service, priority, province, due, status, suggestions, at
+        case referralId = "referral_id"
     }
 }

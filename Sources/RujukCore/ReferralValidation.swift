@@ -95,4 +95,22 @@ public enum ReferralValidation {
         if let outcome = event.outcome, outcome.exceeds(1000) { throw RujukError(.schemaViolation, "'outcome' is over 1000 characters") }
         try HandoffStateMachine.validate(event)
     }
+
+    /// Validates an escalation's shape: ids, agencies, level, and lists of sane length.
+    public static func validate(_ escalation: Escalation) throws {
+        func fail(_ reason: String) throws -> Never { throw RujukError(.schemaViolation, reason) }
+        if !MessageID.isValid(escalation.id) { try fail("'id' must be a UUIDv7") }
+        if !MessageID.isValid(escalation.referralId) { try fail("'referral_id' must be a UUIDv7") }
+        if !isAgencyID(escalation.from) { try fail("'from' is not an agency id") }
+        if !isAgencyID(escalation.to) { try fail("'to' is not an agency id") }
+        if !(1...2).contains(escalation.level) { try fail("'level' must be 1 or 2") }
+        if escalation.targets.isEmpty || escalation.targets.count > 20 || Set(escalation.targets).count != escalation.targets.count
+            || !escalation.targets.allSatisfy(isAgencyID) {
+            try fail("'targets' must hold 1-20 distinct agency ids")
+        }
+        if escalation.suggestions.count > 20 || !escalation.suggestions.allSatisfy(isAgencyID) {
+            try fail("'suggestions' must hold at most 20 agency ids")
+        }
+        if !isProvinceCode(escalation.province) { try fail("'province' must be an ISO 3166-2 code such as ID-KR") }
+    }
 }

@@ -116,12 +116,16 @@ public struct AdapterConfiguration: Sendable {
     public var heartbeatMs: Int
     /// Optional webhook for the agency system's events.
     public var webhook: WebhookConfiguration?
+    /// How often the SLA clocks are swept (escalations, warnings), in seconds. Default 1 s.
+    public var sweepInterval: TimeInterval
 
     public init(
         agency: String, broker: String = "tcp://127.0.0.1:7700", api: HostPort = HostPort(host: "127.0.0.1", port: 7790),
         dataDirectory: URL = URL(fileURLWithPath: "data/adapters"), token: String? = nil, durability: Durability = .full,
-        credit: Int = 256, sendWindow: Int = 1024, heartbeatMs: Int = 2000, webhook: WebhookConfiguration? = nil
+        credit: Int = 256, sendWindow: Int = 1024, heartbeatMs: Int = 2000, webhook: WebhookConfiguration? = nil,
+        sweepInterval: TimeInterval = 1
     ) {
+        self.sweepInterval = sweepInterval
         self.agency = agency
         self.broker = broker
         self.api = api
@@ -140,7 +144,11 @@ public struct AdapterConfiguration: Sendable {
     public static func parse(_ reader: ConfigReader?, agency: String, relativeTo base: URL) throws -> AdapterConfiguration {
         var config = AdapterConfiguration(agency: agency)
         guard let reader else { return config }
-        try reader.allowOnly(["broker", "api", "data_dir", "token", "synchronous", "credit", "send_window", "heartbeat_ms", "webhook"])
+        try reader.allowOnly(["broker", "api", "data_dir", "token", "synchronous", "credit", "send_window", "heartbeat_ms", "webhook", "sweep_interval"])
+        if let interval = try reader.duration("sweep_interval") {
+            guard interval >= 0.01, interval <= 3600 else { throw reader.error("sweep_interval", "must be between 10ms and 1h") }
+            config.sweepInterval = interval
+        }
         config.broker = try reader.string("broker") ?? config.broker
         if let api = try reader.string("api") {
             guard let parsed = HostPort(api) else { throw reader.error("api", "'\(api)' is not host:port") }
@@ -207,11 +215,14 @@ public struct RujukConfiguration: Sendable {
         let cwd = URL(fileURLWithPath: FileManager.default.currentDirectoryPath, isDirectory: true)
         let agencies = URL(fileURLWithPath: try reader.string("agencies") ?? "agencies.toml", relativeTo: base)
         let sla = URL(fileURLWithPath: try reader.string("sla") ?? "sla.toml", relativeTo: base)
+        let registry = try AgencyRegistry.load(agencies)
+        let policy = FileManager.default.fileExists(atPath: sla.path) ? try SLAPolicy.load(sla) : .standard
+        try policy.escalation.validate(against: registry)
         return RujukConfiguration(
             broker: try BrokerConfiguration.parse(try reader.table("broker"), relativeTo: cwd),
             adapterTable: try reader.table("adapter"),
-            registry: try AgencyRegistry.load(agencies),
-            sla: FileManager.default.fileExists(atPath: sla.path) ? try SLAPolicy.load(sla) : .standard,
+            registry: registry,
+            sla: policy,
             baseDirectory: cwd
         )
     }

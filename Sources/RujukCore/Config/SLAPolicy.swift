@@ -21,10 +21,13 @@ public struct SLAClocks: Sendable, Equatable {
 public struct SLAPolicy: Sendable, Equatable {
     public var byPriority: [Priority: SLAClocks]
     public var overrides: [Service: [Priority: SLAClocks]]
+    /// Who is told when a clock runs out, and when the recipient is warned.
+    public var escalation: EscalationPolicy
 
-    public init(byPriority: [Priority: SLAClocks], overrides: [Service: [Priority: SLAClocks]] = [:]) {
+    public init(byPriority: [Priority: SLAClocks], overrides: [Service: [Priority: SLAClocks]] = [:], escalation: EscalationPolicy = EscalationPolicy()) {
         self.byPriority = byPriority
         self.overrides = overrides
+        self.escalation = escalation
     }
 
     /// The clocks used when no sla.toml is given: UU 21/2007 Art. 52's seven days to complete,
@@ -85,6 +88,7 @@ public struct SLAPolicy: Sendable, Equatable {
                 }
             }
         }
+        policy.escalation = try EscalationPolicy.parse(reader.table("escalation"))
         return policy
     }
 

@@ -1,0 +1,192 @@
+import Foundation
+import GRDB
+import RujukCore
+import RujukStorage
+
+/// What one sweep did.
+public struct SweepResult: Sendable, Equatable {
+    /// Handoffs looked at (those whose `next_check_at` had come).
+    public var examined = 0
+    /// Breach notices queued for the broker (each also told to this agency's system).
+    public var escalated = 0
+    /// RESOLVED notices queued.
+    public var resolved = 0
+    /// `handoff.due_soon` and `handoff.overdue` notices to this agency's system.
+    public var warned = 0
+
+    public var acted: Bool { escalated + resolved + warned > 0 }
+}
+
+extension Ledger {
+    /// Runs the SLA clocks of every handoff whose next check has come, oldest first, at most
+    /// `limit` of them, in one transaction.
+    ///
+    /// Outbound handoffs escalate: the escalation is recorded, queued in the outbox (so the
+    /// link sends it through the broker exactly like a referral, and the broker's
+    /// deduplication by id makes a resend after a crash harmless) and told to this agency's
+    /// system — all in the transaction that moves the clock on, so it is recorded and sent
+    /// once whatever happens between. Inbound handoffs warn this agency's system before and at
+    /// a deadline. Handoffs are found through the partial index on `next_check_at`.
+    @discardableResult
+    public func sweep(limit: Int = 500) throws -> SweepResult {
+        let now = clock.now()
+        let stamp = Timestamp.format(now)
+        var result = SweepResult()
+        try pool.write { db in
+            result = SweepResult()
+            let rows = try Row.fetchAll(db.cachedStatement(sql: """
+                SELECT id, direction, status, from_agency, to_agency, service, priority, due_receive, due_respond, due_complete,
+                       esc_level, esc_clock, esc_since, esc_targets, told
+                FROM referral WHERE next_check_at IS NOT NULL AND next_check_at <= ? ORDER BY next_check_at LIMIT ?
+                """), arguments: [stamp, limit])
+            for row in rows {
+                result.examined += 1
+                let handoff = SweptHandoff(row)
+                if handoff.direction == "outbound" {
+                    try escalateIfDue(db, handoff, now: now, stamp: stamp, result: &result)
+                } else {
+                    try warnIfDue(db, handoff, now: now, stamp: stamp, result: &result)
+                }
+            }
+        }
+        return result
+    }
+
+    /// The earliest pending check, for the escalator to know when to look again.
+    public func nextCheck() throws -> Date? {
+        try pool.read { db in
+            try String.fetchOne(db, sql: "SELECT MIN(next_check_at) FROM referral WHERE next_check_at IS NOT NULL").flatMap(Timestamp.parse)
+        }
+    }
+
+    // MARK: - Sender
+
+    private func escalateIfDue(_ db: Database, _ handoff: SweptHandoff, now: Date, stamp: String, result: inout SweepResult) throws {
+        let policy = sla.escalation
+        var state = handoff.state
+        var targets = handoff.targets
+        switch SLAClock.senderStep(now: now, status: handoff.status, deadlines: handoff.deadlines, state: state, level2After: policy.level2After) {
+        case .none:
+            break
+        case .escalate(let level, let clock):
+            let sender = registry[agency] ?? Agency(id: agency, name: agency, kind: .police, province: "ID-JK", regency: "", services: [])
+            let newTargets = policy.targets(level: level, sender: sender, service: handoff.service)
+            for target in newTargets where !targets.contains(target) { targets.append(target) }
+            let recipientProvince = registry[handoff.to]?.province ?? sender.province
+            let escalation = Escalation(
+                referralId: handoff.id, notice: .breach, level: level, clock: clock, from: agency, to: handoff.to,
+                targets: newTargets, service: handoff.service, priority: handoff.priority, province: sender.province,
+                due: handoff.deadlines[clock], status: handoff.status,
+                suggestions: registry.alternatives(service: handoff.service, province: recipientProvince, excluding: [agency, handoff.to], sender: agency),
+                at: now)
+            try record(db, escalation, direction: "sent", queue: !newTargets.isEmpty, stamp: stamp)
+            try notify(db, type: "handoff.escalated", referralID: handoff.id, escalation: escalation,
+                       dutyOfficer: policy.dutyOfficer(for: agency), stamp: stamp)
+            state = EscalationState(level: level, clock: clock, since: now)
+            result.escalated += 1
+        case .resolve:
+            if let clock = state.clock {
+                let escalation = Escalation(
+                    referralId: handoff.id, notice: .resolved, level: state.level, clock: clock, from: agency, to: handoff.to,
+                    targets: targets, service: handoff.service, priority: handoff.priority,
+                    province: registry[agency]?.province ?? "ID-JK", due: handoff.deadlines[clock], status: handoff.status,
+                    suggestions: [], at: now)
+                try record(db, escalation, direction: "sent", queue: !targets.isEmpty, stamp: stamp)
+                try notify(db, type: "handoff.escalation_resolved", referralID: handoff.id, escalation: escalation, stamp: stamp)
+                result.resolved += 1
+            }
+            state = .none
+            targets = []
+        }
+        let next = SLAClock.senderNextCheck(status: handoff.status, deadlines: handoff.deadlines, state: state, level2After: policy.level2After)
+        try db.run("UPDATE referral SET esc_level = ?, esc_clock = ?, esc_since = ?, esc_targets = ?, next_check_at = ? WHERE id = ?",
+                   .int(Int64(state.level)), .optional(state.clock?.rawValue), .optional(state.since.map(Timestamp.format)),
+                   .text(targets.joined(separator: " ")), .optional(next.map(Timestamp.format)), .text(handoff.id))
+    }
+
+    /// Records an escalation sent or received, and queues a sent one for the broker.
+    private func record(_ db: Database, _ escalation: Escalation, direction: String, queue: Bool, stamp: String) throws {
+        let payload = JSONCoding.encode(escalation)
+        try db.run("INSERT INTO escalation (id, referral_id, direction, notice, level, clock, payload, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                   .text(escalation.id), .text(escalation.referralId), .text(direction), .text(escalation.notice.rawValue),
+                   .int(Int64(escalation.level)), .text(escalation.clock.rawValue), .blob(payload), .text(stamp))
+        // With nobody to tell through the broker (no task force configured), it stays local.
+        guard queue else { return }
+        try db.run("INSERT INTO outbox (message_id, kind, referral_id, payload, created_at) VALUES (?, 'escalate', ?, ?, ?)",
+                   .text(escalation.id), .text(escalation.referralId), .blob(payload), .text(stamp))
+    }
+
+    // MARK: - Recipient
+
+    private func warnIfDue(_ db: Database, _ handoff: SweptHandoff, now: Date, stamp: String, result: inout SweepResult) throws {
+        let lead = sla.escalation.warnBefore[handoff.priority] ?? 0
+        var told = handoff.told
+        let step = SLAClock.recipientStep(now: now, status: handoff.status, deadlines: handoff.deadlines, told: told, lead: lead)
+        switch step {
+        case .none:
+            break
+        case .dueSoon(let clock):
+            try notify(db, type: "handoff.due_soon", referralID: handoff.id, clock: clock, due: handoff.deadlines[clock], stamp: stamp)
+            result.warned += 1
+        case .overdue(let clock):
+            try notify(db, type: "handoff.overdue", referralID: handoff.id, clock: clock, due: handoff.deadlines[clock], stamp: stamp)
+            result.warned += 1
+        }
+        told.formUnion(SLAClock.told(after: step))
+        let next = SLAClock.recipientNextCheck(status: handoff.status, deadlines: handoff.deadlines, told: told, lead: lead)
+        try db.run("UPDATE referral SET told = ?, next_check_at = ? WHERE id = ?",
+                   .text(told.sorted().joined(separator: " ")), .optional(next.map(Timestamp.format)), .text(handoff.id))
+    }
+
+    // MARK: - Escalations told to this agency
+
+    /// Stores an escalation delivered to this agency (a task force, LPSK) and tells its system
+    /// once. Returns false for a redelivery.
+    func storeReceivedEscalation(_ db: Database, _ escalation: Escalation, payload: [UInt8], stamp: String) throws -> Bool {
+        try db.run("INSERT OR IGNORE INTO escalation (id, referral_id, direction, notice, level, clock, payload, at) VALUES (?, ?, 'received', ?, ?, ?, ?, ?)",
+                   .text(escalation.id), .text(escalation.referralId), .text(escalation.notice.rawValue), .int(Int64(escalation.level)),
+                   .text(escalation.clock.rawValue), .blob(payload), .text(stamp))
+        guard db.changesCount == 1 else { return false }
+        try notify(db, type: "escalation.received", referralID: escalation.referralId, escalation: escalation, stamp: stamp, lookUp: false)
+        return true
+    }
+
+    /// Escalations this agency sent or was told about, oldest first; for one handoff if given.
+    public func escalations(referralID: String? = nil, limit: Int = 500) throws -> [Escalation] {
+        try pool.read { db in
+            let sql = "SELECT payload FROM escalation" + (referralID == nil ? "" : " WHERE referral_id = ?") + " ORDER BY rowid LIMIT ?"
+            let arguments: StatementArguments = referralID.map { [$0, limit] } ?? [limit]
+            return try Data.fetchAll(db, sql: sql, arguments: arguments).compactMap { try? JSONCoding.decode(Escalation.self, from: [UInt8]($0), what: "ledger") }
+        }
+    }
+}
+
+/// The columns the sweep reads.
+private struct SweptHandoff {
+    var id: String
+    var direction: String
+    var status: HandoffStatus
+    var to: String
+    var service: Service
+    var priority: Priority
+    var deadlines: Deadlines
+    var state: EscalationState
+    var targets: [String]
+    var told: Set<String>
+
+    init(_ row: Row) {
+        func date(_ column: String) -> Date { Timestamp.parse(row[column]) ?? .distantPast }
+        id = row["id"]
+        direction = row["direction"]
+        status = HandoffStatus(rawValue: row["status"]) ?? .requested
+        to = row["to_agency"]
+        service = Service(rawValue: row["service"]) ?? .medicalCare
+        priority = Priority(rawValue: row["priority"]) ?? .routine
+        deadlines = Deadlines(receive: date("due_receive"), respond: date("due_respond"), complete: date("due_complete"))
+        let clock: String? = row["esc_clock"]
+        let since: String? = row["esc_since"]
+        state = EscalationState(level: row["esc_level"], clock: clock.flatMap(Breach.init(rawValue:)), since: since.flatMap(Timestamp.parse))
+        targets = (row["esc_targets"] as String).split(separator: " ").map(String.init)
+        told = Set((row["told"] as String).split(separator: " ").map(String.init))
+    }
+}
