@@ -82,7 +82,8 @@ extension Ledger {
             try record(db, escalation, direction: "sent", queue: !newTargets.isEmpty, stamp: stamp)
             try notify(db, type: "handoff.escalated", referralID: handoff.id, escalation: escalation,
                        dutyOfficer: policy.dutyOfficer(for: agency), stamp: stamp)
-            state = EscalationState(level: level, clock: clock, since: now)
+            // Level 2 is counted from when level 1 was first reached, not from each later clock.
+            state = EscalationState(level: level, clock: clock, since: level == state.level ? state.since ?? now : now)
             result.escalated += 1
         case .resolve:
             if let clock = state.clock {

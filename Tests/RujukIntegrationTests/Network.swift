@@ -11,10 +11,12 @@ import ZeroMQ
 final class Network: @unchecked Sendable {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     static let registry = try! AgencyRegistry.load(root.appendingPathComponent("Config/agencies.toml"))
+    /// The sample network's clocks and escalation ladder, Config/sla.toml.
+    static let sla = try! SLAPolicy.load(root.appendingPathComponent("Config/sla.toml"))
 
     let directory: URL
     let context = try! Context()
-    let clock = SystemClock()
+    let clock: any RujukCore.Clock
     var broker: Broker!
     var adapters: [String: Adapter] = [:]
     let logger: Logger = {
@@ -23,7 +25,8 @@ final class Network: @unchecked Sendable {
         return logger
     }()
 
-    init(heartbeatMs: Int = 500) throws {
+    init(heartbeatMs: Int = 500, clock: any RujukCore.Clock = SystemClock()) throws {
+        self.clock = clock
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("rujuk-test-\(UUID().uuidString)")
         try startBroker(heartbeatMs: heartbeatMs)
     }
@@ -38,7 +41,7 @@ final class Network: @unchecked Sendable {
         let configuration = AdapterConfiguration(
             agency: agency, broker: endpoint ?? broker.routerEndpoint, api: HostPort(host: "127.0.0.1", port: 0),
             dataDirectory: directory.appendingPathComponent("adapters"), token: "test-token", heartbeatMs: heartbeatMs)
-        let adapter = try Adapter(configuration: configuration, registry: Self.registry, sla: .standard, context: context, clock: clock, logger: logger)
+        let adapter = try Adapter(configuration: configuration, registry: Self.registry, sla: Self.sla, context: context, clock: clock, logger: logger)
         adapters[agency] = adapter
         return adapter
     }
