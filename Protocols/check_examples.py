@@ -43,6 +43,7 @@ BODIES = {
     "READY": ["ready"],
     "REFER": ["referral"],
     "UPDATE": ["event"],
+    "ESCALATE": ["escalation"],
     "COMMIT": ["commit"],
     "DELIVER": ["delivery-header", None],
     "RECEIPT": ["receipt"],
@@ -51,7 +52,7 @@ BODIES = {
     "PONG": [],
     "BYE": [],
 }
-DELIVERY_SCHEMA = {"referral": "referral", "event": "event"}
+DELIVERY_SCHEMA = {"referral": "referral", "event": "event", "escalation": "escalation"}
 
 # The only outcomes the codec itself produces; the other codes need broker state.
 CODEC_CODES = {"bad_frame", "unknown_command", "version_unsupported", "too_large", "schema_violation"}

@@ -120,4 +120,49 @@ final class RawPeer {
         guard case .deliver(let notice, _) = try sender.next() else { Issue.record("sender not told"); return }
         #expect(notice.kind == .event)
     }
+
+    @Test func onlyAHandoffsSenderMayEscalateItAndOnlyToKnownAgencies() throws {
+        let network = try Network()
+        let police = try RawPeer(network, agency: "polda-kepri")
+        let referral = Fixtures.referral()
+        try police.send(RRPCodec.refer(referral))
+        guard case .commit = try police.next() else { Issue.record("no COMMIT"); return }
+        func escalation(from: String = "polda-kepri", to: String = "rsud-embung-fatimah", referral id: String = referral.id,
+                        targets: [String] = ["gugus-tugas-batam"]) -> Escalation {
+            Escalation(referralId: id, notice: .breach, level: 1, clock: .receive, from: from, to: to, targets: targets,
+                       service: .medicalCare, priority: .urgent, province: "ID-KR", due: Date(), status: .requested, suggestions: [], at: Date())
+        }
+        try police.send(RRPCodec.escalate(escalation(from: "lpsk")))
+        try police.expectError(.identityMismatch, "'from' names another agency")
+        try police.send(RRPCodec.escalate(escalation(referral: MessageID.make())))
+        try police.expectError(.notFound, "no such handoff")
+        try police.send(RRPCodec.escalate(escalation(to: "lpsk")))
+        try police.expectError(.schemaViolation, "'to' is not the handoff's recipient")
+        try police.send(RRPCodec.escalate(escalation(targets: ["gugus-tugas-mars"])))
+        try police.expectError(.unknownAgency, "a target outside the registry")
+
+        let hospital = try RawPeer(network, agency: "rsud-embung-fatimah")
+        guard case .deliver(let header, _) = try hospital.next() else { Issue.record("no DELIVER"); return }
+        #expect(header.kind == .referral)
+        let fromRecipient = Escalation(referralId: referral.id, notice: .breach, level: 1, clock: .receive, from: "rsud-embung-fatimah",
+                                       to: "rsud-embung-fatimah", targets: ["gugus-tugas-batam"], service: .medicalCare, priority: .urgent,
+                                       province: "ID-KR", due: Date(), status: .requested, suggestions: [], at: Date())
+        try hospital.send(RRPCodec.escalate(fromRecipient))
+        try hospital.expectError(.notParty, "the recipient does not escalate its own handoff")
+
+        // The good one is committed once, however often it is sent, and delivered once.
+        let good = RRPCodec.escalate(escalation())
+        try police.send(good)
+        try police.send(good)
+        var commits = 0
+        while commits < 2 {
+            guard case .commit(let commit) = try police.next() else { Issue.record("expected COMMIT"); return }
+            commits += commit.ids.count
+        }
+        let taskForce = try RawPeer(network, agency: "gugus-tugas-batam")
+        guard case .deliver(let delivered, let payload) = try taskForce.next() else { Issue.record("no DELIVER"); return }
+        #expect(delivered.kind == .escalation && payload == RRPCodec.encode(good)[2])
+        let stored = try network.broker.store.pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM escalation") }
+        #expect(stored == 1, "a retransmission is deduplicated")
+    }
 }
