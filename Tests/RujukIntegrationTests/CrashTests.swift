@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import GRDB
 import RujukAdapter
 import RujukCore
@@ -41,6 +44,28 @@ final class BrokerProcess {
         let endpoint = try socket.lastEndpoint
         socket.close()
         return endpoint
+    }
+}
+
+/// An adapter as a real child process.
+final class AdapterProcess {
+    let process = Process()
+    let log: URL
+
+    init(config: URL, agency: String, directory: URL) throws {
+        log = directory.appendingPathComponent("adapter-\(agency)-\(UUID().uuidString.prefix(8)).log")
+        try #require(FileManager.default.createFile(atPath: log.path, contents: nil))
+        process.executableURL = BrokerProcess.binary
+        process.arguments = ["adapter", "--agency", agency, "--config", config.path]
+        let handle = try FileHandle(forWritingTo: log)
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+    }
+
+    func kill() {
+        Foundation.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
     }
 }
 
@@ -128,5 +153,100 @@ final class BrokerProcess {
         try await waitFor("the police see every referral received", timeout: 60) {
             try police.ledger.pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM referral WHERE status = 'received'") } == total
         }
+    }
+
+    /// The police adapter as a child process with a 1-second receive clock, so its escalation
+    /// happens in real time; the test decides what the broker is doing when it is killed.
+    @Test func anEscalationReachesItsTargetExactlyOnceAcrossAnAdapterSIGKILL() async throws {
+        let network = try Network()
+        let endpoint = network.broker.routerEndpoint
+        let apiPort = try #require(Int(try BrokerProcess.freeEndpoint(network.context).split(separator: ":").last ?? ""))
+        try FileManager.default.createDirectory(at: network.directory, withIntermediateDirectories: true)
+        let sla = network.directory.appendingPathComponent("sla.toml")
+        try """
+            [priority.urgent]
+            receive = "1s"
+            respond = "1h"
+            complete = "7d"
+            [escalation]
+            level2_after = "1h"
+            [escalation.agency.polda-kepri]
+            level1 = ["gugus-tugas-batam"]
+            """.write(to: sla, atomically: true, encoding: .utf8)
+        let config = network.directory.appendingPathComponent("child.toml")
+        try """
+            agencies = "\(Network.root.appendingPathComponent("Config/agencies.toml").path)"
+            sla = "\(sla.path)"
+            [adapter]
+            broker = "\(endpoint)"
+            api = "127.0.0.1:\(apiPort)"
+            data_dir = "\(network.directory.appendingPathComponent("child-adapters").path)"
+            token = "t"
+            heartbeat_ms = 300
+            sweep_interval = "50ms"
+            """.write(to: config, atomically: true, encoding: .utf8)
+        let ledgerPath = network.directory.appendingPathComponent("child-adapters/polda-kepri/ledger.sqlite").path
+        var police = try AdapterProcess(config: config, agency: "polda-kepri", directory: network.directory)
+        defer { police.kill() }
+        try await waitFor("the child's API answers", timeout: 30) {
+            (try? Data(contentsOf: URL(string: "http://127.0.0.1:\(apiPort)/health")!)) != nil
+        }
+        func ledger<T>(_ read: (Database) throws -> T) throws -> T {
+            var configuration = Configuration()
+            configuration.readonly = true
+            return try DatabaseQueue(path: ledgerPath, configuration: configuration).read(read)
+        }
+        func refer() async throws -> String {
+            var request = URLRequest(url: URL(string: "http://127.0.0.1:\(apiPort)/api/referrals")!)
+            request.httpMethod = "POST"
+            request.setValue("Bearer t", forHTTPHeaderField: "Authorization")
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            request.httpBody = Data(JSONCoding.encode(Network.request()))
+            let (data, response) = try await URLSession.shared.data(for: request)
+            #expect((response as? HTTPURLResponse)?.statusCode == 201)
+            return try JSONCoding.decode(HandoffView.self, from: Array(data), what: "created").id
+        }
+        func committed(_ id: String) throws -> Bool {
+            try ledger { try String.fetchOne($0, sql: "SELECT committed_at FROM outbox WHERE message_id = ?", arguments: [id]) } != nil
+        }
+        func recordedEscalation(_ referral: String) throws -> String? {
+            try ledger { try String.fetchOne($0, sql: "SELECT id FROM escalation WHERE referral_id = ? AND direction = 'sent'", arguments: [referral]) }
+        }
+
+        // 1. Recorded while the broker is down, so certainly not sent; then killed.
+        let first = try await refer()
+        try await waitFor("the referral is committed") { try committed(first) }
+        network.broker.shutdown()
+        try await waitFor("the escalation is recorded", timeout: 30) { try recordedEscalation(first) != nil }
+        let firstEscalation = try #require(try recordedEscalation(first))
+        police.kill()
+        #expect(try !committed(firstEscalation), "killed between recording and sending")
+        try network.startBroker(router: endpoint)
+        police = try AdapterProcess(config: config, agency: "polda-kepri", directory: network.directory)
+
+        // 2. Killed as soon as it is recorded, with the broker up: sent or not, COMMIT or not.
+        try await waitFor("the child's API answers again", timeout: 30) {
+            (try? Data(contentsOf: URL(string: "http://127.0.0.1:\(apiPort)/health")!)) != nil
+        }
+        let second = try await refer()
+        try await waitFor("the second escalation is recorded", timeout: 30) { try recordedEscalation(second) != nil }
+        police.kill()
+        let secondEscalation = try #require(try recordedEscalation(second))
+        police = try AdapterProcess(config: config, agency: "polda-kepri", directory: network.directory)
+
+        let batam = try network.adapter("gugus-tugas-batam")
+        try await waitFor("both escalations committed at the broker", timeout: 30) { try committed(firstEscalation) && committed(secondEscalation) }
+        try await waitFor("the task force has both", timeout: 30) { try batam.ledger.escalations().count == 2 }
+        // Everything the broker holds for the task force has been receipted: nothing is on its way.
+        try await waitFor("the task force's mailbox is empty") {
+            try network.broker.store.pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM delivery WHERE agency = 'gugus-tugas-batam' AND receipted_at IS NULL") } == 0
+        }
+        let told = try batam.ledger.notifications(after: 0).map { try JSONCoding.decode(RujukAdapter.Notification.self, from: $0.1, what: "n") }
+            .filter { $0.type == "escalation.received" }.compactMap(\.escalation?.id)
+        #expect(told.sorted() == [firstEscalation, secondEscalation].sorted(), "each escalation told once, none twice")
+        let atBroker = try await network.broker.store.pool.read { try String.fetchAll($0, sql: "SELECT id FROM escalation") }
+        #expect(atBroker.sorted() == [firstEscalation, secondEscalation].sorted())
+        let sentByChild = try ledger { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM escalation WHERE direction = 'sent'") }
+        #expect(sentByChild == 2, "recorded once each across both kills")
     }
 }
