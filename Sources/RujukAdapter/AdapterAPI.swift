@@ -28,6 +28,11 @@ struct AdapterAPI: Sendable {
             guard let view = try adapter.ledger.view(id) else { throw RujukError(.notFound, "no referral \(id)") }
             return JSONResponse.make(view)
         }
+        api.get("escalations") { request, _ in
+            // Sent by this agency and told to it, oldest first; `?referral=` for one handoff.
+            let limit = min(Int(request.query("limit") ?? "") ?? 500, 5000)
+            return JSONResponse.make(EscalationList(escalations: try adapter.ledger.escalations(referralID: request.query("referral"), limit: limit)))
+        }
         let actions: [String: HandoffStatus] = ["accept": .accepted, "decline": .declined, "start": .inProgress, "complete": .completed, "cancel": .cancelled]
         api.post("referrals/{id}/{action}") { request, context in
             let id = try context.parameters.require("id")
@@ -92,4 +97,9 @@ public struct AdapterHealth: Codable, Sendable {
     public var agency: String
     public var broker: BrokerLink.State
     public var ledger: LedgerSummary
+}
+
+/// `GET /api/escalations`.
+public struct EscalationList: Codable, Sendable {
+    public var escalations: [Escalation]
 }

@@ -23,6 +23,7 @@ struct DemoCommand: AsyncParsableCommand {
     @OptionGroup var options: ConfigOptions
     @Flag(help: "Exit after the scenario.") var once = false
     @Option(help: "The broker's HTTP port (0 picks a free one).") var httpPort: Int = 7780
+    @Option(help: "How much faster than real time the demo's clock runs, so SLA clocks run out within the minute.") var speed: Double = 600
 
     func run() async throws {
         let config = try options.load()
@@ -30,19 +31,20 @@ struct DemoCommand: AsyncParsableCommand {
         var logger = Logger(label: "rujuk.demo")
         logger.logLevel = .critical
         let context = try Context()
+        let clock = AcceleratedClock(factor: max(1, speed))
         let brokerConfig = BrokerConfiguration(router: "tcp://127.0.0.1:*", http: HostPort(host: "127.0.0.1", port: httpPort), dataDirectory: directory.appendingPathComponent("broker"), heartbeatMs: 500)
-        let broker = try Broker(configuration: brokerConfig, registry: config.registry, context: context, logger: logger)
-        print("Rujuk demo — data in \(directory.path)")
+        let broker = try Broker(configuration: brokerConfig, registry: config.registry, context: context, clock: clock, logger: logger)
+        print("Rujuk demo — data in \(directory.path); the clock runs \(Int(clock.factor))× real time")
         print("broker: router \(broker.routerEndpoint)")
 
         var adapters: [String: Adapter] = [:]
         func start(_ agency: String) throws -> Adapter {
-            let adapterConfig = AdapterConfiguration(agency: agency, broker: broker.routerEndpoint, api: HostPort(host: "127.0.0.1", port: 0), dataDirectory: directory.appendingPathComponent("adapters"), token: "demo-\(agency)", heartbeatMs: 500)
-            let adapter = try Adapter(configuration: adapterConfig, registry: config.registry, sla: config.sla, context: context, logger: logger)
+            let adapterConfig = AdapterConfiguration(agency: agency, broker: broker.routerEndpoint, api: HostPort(host: "127.0.0.1", port: 0), dataDirectory: directory.appendingPathComponent("adapters"), token: "demo-\(agency)", heartbeatMs: 500, sweepInterval: 0.1)
+            let adapter = try Adapter(configuration: adapterConfig, registry: config.registry, sla: config.sla, context: context, clock: clock, logger: logger)
             adapters[agency] = adapter
             return adapter
         }
-        let online = ["polda-kepri", "rsud-embung-fatimah", "lpsk", "lbh-batam", "pbh-peradi-batam", "kjri-johor-bahru"]
+        let online = ["polda-kepri", "rsud-embung-fatimah", "lpsk", "lbh-batam", "pbh-peradi-batam", "kjri-johor-bahru", "kbri-kuala-lumpur", "gugus-tugas-nasional"]
         for agency in online { _ = try start(agency) }
 
         let printer = Printer()
@@ -85,8 +87,19 @@ struct DemoCommand: AsyncParsableCommand {
                 let after = cursors[adapter.agency] ?? 0
                 guard let batch = try? adapter.ledger.notifications(after: after), let last = batch.last else { return }
                 for (_, payload) in batch {
-                    guard let note = try? JSONCoding.decode(Notification.self, from: payload, what: "notification"), let view = note.handoff else { continue }
+                    guard let note = try? JSONCoding.decode(Notification.self, from: payload, what: "notification") else { continue }
                     let clock = String(format: "%6.2fs", Date().timeIntervalSince(start))
+                    if let escalation = note.escalation {
+                        // Escalations: the sender's own notice, and the copy a target is told.
+                        let what = escalation.notice == .breach
+                            ? "ESCALATED level \(escalation.level): the \(escalation.clock.rawValue) clock ran out; told \(escalation.targets.joined(separator: ", "))"
+                                + (escalation.suggestions.isEmpty ? "" : "; could also serve: \(escalation.suggestions.joined(separator: ", "))")
+                            : "escalation RESOLVED (\(escalation.clock.rawValue) clock met, status \(escalation.status.rawValue))"
+                        let side = adapter.agency == escalation.from ? "sender" : "task force"
+                        print("[\(clock)] \(escalation.referralId.suffix(12))  \(escalation.from) → \(escalation.to)  \(escalation.service.rawValue)/\(escalation.priority.rawValue)  \(what)  [seen by \(side) \(adapter.agency)]")
+                        continue
+                    }
+                    guard let view = note.handoff else { continue }
                     let what: String = switch note.type {
                     case "referral.received": "received (stored in \(view.to)'s ledger)"
                     case "referral.sent": "committed at the broker"
@@ -164,7 +177,26 @@ struct DemoCommand: AsyncParsableCommand {
         _ = try adapters["rsud-embung-fatimah"]!.change(medical.id, to: .completed, reason: nil, outcome: "treated for dehydration and injuries; discharged to shelter")
         try await wait("police see it completed") { try status("polda-kepri", medical.id) == .completed }
         try await wait("pbh accepted seen") { try status("polda-kepri", legal2.id) == .accepted }
-        say("\nScenario complete: 5 referrals, 1 declined, 1 delivered after the recipient came online, none lost.")
+        say("\n— The embassy in Kuala Lumpur refers a returnee home to East Lombok; Dinas Sosial Lombok Timur is not connected")
+        let embassy = adapters["kbri-kuala-lumpur"]!
+        let homeReferral = try embassy.refer(ReferralRequest(
+            caseRef: "KBRI-KL-2026-0307", to: "dinsos-lombok-timur", service: .reintegration, priority: .urgent,
+            location: Location(province: "MY-14", regency: "Kuala Lumpur"), reason: "returnee flying home to Lombok; needs reintegration support on arrival",
+            body: ReferralBody(subject: Subject(ageBand: "25-34", gender: "male", nationality: "ID", languages: ["id", "sas"], child: false, needs: [], name: "(demo returnee 2)"),
+                               consent: Consent(status: .given, scope: [.socialServices], date: Date(), recordedBy: "kbri-kl/citizen-services"))))
+        say("  (its receive clock is 1 hour: \(Int(3600 / max(1, speed))) s at this speed; the embassy's adapter escalates when it runs out)")
+        try await wait("the embassy escalates") { try !embassy.ledger.escalations(referralID: homeReferral.id).isEmpty }
+        try await wait("the national task force is told") { try !adapters["gugus-tugas-nasional"]!.ledger.escalations(referralID: homeReferral.id).isEmpty }
+        say("\n— Dinas Sosial Lombok Timur's adapter comes online; the escalation is resolved")
+        let lombok = try start("dinsos-lombok-timur")
+        adapters["dinsos-lombok-timur"] = lombok
+        group.addTask { try await lombok.run() }
+        group.addTask { while !Task.isCancelled { printer.drain(lombok); try await Task.sleep(for: .milliseconds(50)) } }
+        try await wait("the national task force is told it is resolved") {
+            try adapters["gugus-tugas-nasional"]!.ledger.escalations(referralID: homeReferral.id).contains { $0.notice == .resolved }
+        }
+        try await Task.sleep(for: .milliseconds(200))  // let the printer show the last notices
+        say("\nScenario complete: 6 referrals, 1 declined, 1 delivered after the recipient came online, 1 escalated and resolved, none lost.")
         return adapters
     }
 }

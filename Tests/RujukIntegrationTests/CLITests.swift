@@ -104,10 +104,12 @@ import Testing
     @Test func theDemoPlaysItsScenarioAndPrintsNoPersonalData() async throws {
         let demo = try await rujuk(["demo", "--once", "--http-port", "0", "--config", Network.root.appendingPathComponent("Config/rujuk.toml").path])
         #expect(demo.status == 0, "\(demo.err.suffix(500))")
-        for moment in ["committed at the broker", "received (stored in", "declined by lbh-batam", "accepted by", "completed by rsud-embung-fatimah", "uptd-ppa-batam"] {
+        for moment in ["committed at the broker", "received (stored in", "declined by lbh-batam", "accepted by", "completed by rsud-embung-fatimah", "uptd-ppa-batam",
+                       "ESCALATED level 1: the receive clock ran out; told gugus-tugas-nasional", "[seen by task force gugus-tugas-nasional]",
+                       "escalation RESOLVED"] {
             #expect(demo.out.contains(moment), "the demo shows '\(moment)'")
         }
-        for personal in ["(demo person)", "(demo returnee)", "Rescued at Batu Ampar", "via Polda Kepri PPA unit"] {
+        for personal in ["(demo person)", "(demo returnee)", "(demo returnee 2)", "Rescued at Batu Ampar", "via Polda Kepri PPA unit"] {
             #expect(!demo.out.contains(personal) && !demo.err.contains(personal), "the demo never prints '\(personal)'")
         }
     }

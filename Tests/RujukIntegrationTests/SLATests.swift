@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import GRDB
 import RujukAdapter
 import RujukCore
@@ -47,6 +50,14 @@ import Testing
         let own = try notices(police, "handoff.escalated")
         #expect(own.count == 1 && own[0].dutyOfficer == "Piket SPKT Polda Kepri", "the sender's duty officer is told on its own API")
         #expect(try notices(batam, "escalation.received").count == 1)
+        let task = Task { try await batam.run() }
+        defer { task.cancel() }
+        try await waitFor("the task force's API listens") { batam.boundHTTPPort != nil }
+        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(batam.boundHTTPPort!)/api/escalations?referral=\(sent.id)")!)
+        request.setValue("Bearer test-token", forHTTPHeaderField: "Authorization")
+        let (data, _) = try await URLSession.shared.data(for: request)
+        let listed = try JSONCoding.decode(EscalationList.self, from: Array(data), what: "escalations")
+        #expect(listed.escalations == [level1], "the task force's system reads it on the API too")
 
         clock.advance(by: 4 * 3600)
         #expect(police.sweepNow().escalated == 1, "still not received four hours later")
