@@ -68,7 +68,8 @@ let package = Package(
         .executableTarget(
             name: "rujuk",
             dependencies: [
-                "RujukCore", "RujukBroker", "RujukAdapter", "ZeroMQ",
+                "RujukCore", "RujukBroker", "RujukAdapter", "RujukStorage", "ZeroMQ",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

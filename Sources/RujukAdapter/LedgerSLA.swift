@@ -35,13 +35,15 @@ extension Ledger {
         try pool.write { db in
             result = SweepResult()
             let rows = try Row.fetchAll(db.cachedStatement(sql: """
-                SELECT id, direction, status, from_agency, to_agency, service, priority, due_receive, due_respond, due_complete,
-                       esc_level, esc_clock, esc_since, esc_targets, told
+                SELECT id, direction, case_ref, from_agency, to_agency, service, priority, province, regency, reason, status, delivery,
+                       created_at, due_receive, due_respond, due_complete, updated_at, esc_level, esc_clock, esc_since, esc_targets, told
                 FROM referral WHERE next_check_at IS NOT NULL AND next_check_at <= ? ORDER BY next_check_at LIMIT ?
                 """), arguments: [stamp, limit])
             for row in rows {
                 result.examined += 1
-                let handoff = SweptHandoff(row)
+                var handoff = SweptHandoff(row)
+                // The notification's view of the handoff, from the row already read.
+                handoff.view = Self.view(row, now: now, body: false)
                 if handoff.direction == "outbound" {
                     try escalateIfDue(db, handoff, now: now, stamp: stamp, result: &result)
                 } else {
@@ -80,7 +82,7 @@ extension Ledger {
                 suggestions: registry.alternatives(service: handoff.service, province: recipientProvince, excluding: [agency, handoff.to], sender: agency),
                 at: now)
             try record(db, escalation, direction: "sent", queue: !newTargets.isEmpty, stamp: stamp)
-            try notify(db, type: "handoff.escalated", referralID: handoff.id, escalation: escalation,
+            try notify(db, type: "handoff.escalated", referralID: handoff.id, view: handoff.view, escalation: escalation,
                        dutyOfficer: policy.dutyOfficer(for: agency), stamp: stamp)
             // Level 2 is counted from when level 1 was first reached, not from each later clock.
             state = EscalationState(level: level, clock: clock, since: level == state.level ? state.since ?? now : now)
@@ -93,7 +95,7 @@ extension Ledger {
                     province: registry[agency]?.province ?? "ID-JK", due: handoff.deadlines[clock], status: handoff.status,
                     suggestions: [], at: now)
                 try record(db, escalation, direction: "sent", queue: !targets.isEmpty, stamp: stamp)
-                try notify(db, type: "handoff.escalation_resolved", referralID: handoff.id, escalation: escalation, stamp: stamp)
+                try notify(db, type: "handoff.escalation_resolved", referralID: handoff.id, view: handoff.view, escalation: escalation, stamp: stamp)
                 result.resolved += 1
             }
             state = .none
@@ -127,10 +129,10 @@ extension Ledger {
         case .none:
             break
         case .dueSoon(let clock):
-            try notify(db, type: "handoff.due_soon", referralID: handoff.id, clock: clock, due: handoff.deadlines[clock], stamp: stamp)
+            try notify(db, type: "handoff.due_soon", referralID: handoff.id, view: handoff.view, clock: clock, due: handoff.deadlines[clock], stamp: stamp)
             result.warned += 1
         case .overdue(let clock):
-            try notify(db, type: "handoff.overdue", referralID: handoff.id, clock: clock, due: handoff.deadlines[clock], stamp: stamp)
+            try notify(db, type: "handoff.overdue", referralID: handoff.id, view: handoff.view, clock: clock, due: handoff.deadlines[clock], stamp: stamp)
             result.warned += 1
         }
         told.formUnion(SLAClock.told(after: step))
@@ -174,6 +176,7 @@ private struct SweptHandoff {
     var state: EscalationState
     var targets: [String]
     var told: Set<String>
+    var view: HandoffView?
 
     init(_ row: Row) {
         func date(_ column: String) -> Date { Timestamp.parse(row[column]) ?? .distantPast }
