@@ -17,6 +17,8 @@ public final class Broker: ServiceLifecycle.Service, @unchecked Sendable {
     private let httpPort = Locked<Int?>(nil)
     /// The ROUTER endpoint actually bound.
     public let routerEndpoint: String
+    /// The monitor feed's bound PUB endpoint.
+    public var monitorEndpoint: String { router.monitorEndpoint }
 
     /// Opens the store and binds the ROUTER. The HTTP server starts in `run()`.
     public init(configuration: BrokerConfiguration, registry: AgencyRegistry, context: Context, clock: any RujukCore.Clock = SystemClock(), logger: Logger) throws {

@@ -109,6 +109,35 @@ public final class BrokerStore: @unchecked Sendable {
                 ALTER TABLE handoff ADD COLUMN escalation_level INTEGER NOT NULL DEFAULT 0;
                 """)
         }
+        migrator.registerMigration("v3-feed") { db in
+            // The monitor feed (Protocols/MONITOR.md): every transition and escalation, envelope
+            // only, numbered by `seq` in commit order. Subscribers that miss some read them here.
+            try db.execute(sql: """
+                CREATE TABLE feed (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    kind TEXT NOT NULL CHECK (kind IN ('transition', 'escalation')),
+                    referral_id TEXT NOT NULL,
+                    message_id TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    by_agency TEXT NOT NULL,
+                    from_agency TEXT NOT NULL,
+                    to_agency TEXT NOT NULL,
+                    service TEXT NOT NULL,
+                    priority TEXT NOT NULL,
+                    province TEXT NOT NULL,
+                    overdue TEXT,
+                    level INTEGER,
+                    notice TEXT,
+                    clock TEXT,
+                    targets TEXT,
+                    at TEXT NOT NULL
+                );
+                CREATE INDEX feed_from ON feed(from_agency, seq);
+                CREATE INDEX feed_to ON feed(to_agency, seq);
+                CREATE INDEX feed_province ON feed(province, seq);
+                CREATE INDEX feed_kind ON feed(kind, seq);
+                """)
+        }
         return migrator
     }
 }
@@ -147,14 +176,16 @@ extension BrokerStore {
     /// A message refused by validation writes nothing and does not disturb the others. If the
     /// transaction itself fails (disk full, I/O error), every message of the group is refused
     /// with `storage_unavailable` and nothing of it is acknowledged.
-    func commit(_ writes: [PendingWrite], now: Date) -> (outcomes: [CommitOutcome], deliveries: [(agency: String, entry: MailboxEntry)]) {
+    func commit(_ writes: [PendingWrite], now: Date) -> (outcomes: [CommitOutcome], deliveries: [(agency: String, entry: MailboxEntry)], feed: [FeedEvent]) {
         var outcomes: [CommitOutcome] = []
         var deliveries: [(agency: String, entry: MailboxEntry)] = []
+        var feed: [FeedEvent] = []
         let stamp = Timestamp.format(now)
         do {
             try pool.write { db in
                 outcomes.removeAll()
                 deliveries.removeAll()
+                feed.removeAll()
                 var writer = GroupWriter(db: db, stamp: stamp, now: now)
                 for write in writes {
                     do {
@@ -183,6 +214,7 @@ extension BrokerStore {
                     }
                 }
                 deliveries = writer.deliveries
+                feed = writer.feed
             }
         } catch {
             let failure = RujukError(.storageUnavailable, "the broker could not store the message; retry later")
@@ -195,8 +227,53 @@ extension BrokerStore {
                 }
             }
             deliveries = []
+            feed = []
         }
-        return (outcomes, deliveries)
+        return (outcomes, deliveries, feed)
+    }
+
+    /// Feed events after `seq` under `topic` (`kind/…`, `province/…`, `agency/…`, or empty for
+    /// all), oldest first, each found through an index on the topic's column and `seq`.
+    public func feed(after seq: Int64, topic: String, limit: Int) async throws -> FeedPage {
+        let parts = topic.split(separator: "/", maxSplits: 1).map(String.init)
+        let condition: String
+        var arguments: StatementArguments = []
+        switch (parts.first, parts.count == 2 ? parts[1] : "") {
+        case (nil, _), ("kind", ""):
+            condition = "1"
+        case ("kind", let kind):
+            guard FeedEvent.Kind(rawValue: kind) != nil else { throw RujukError(.schemaViolation, "unknown kind '\(kind)'") }
+            condition = "kind = ?"
+            _ = arguments.append(contentsOf: [kind])
+        case ("province", let province) where ReferralValidation.isProvinceCode(province):
+            condition = "province = ?"
+            _ = arguments.append(contentsOf: [province])
+        case ("agency", let agency) where ReferralValidation.isAgencyID(agency):
+            // Escalation targets are in `targets`; the feed rows for them also name from/to.
+            condition = "seq IN (SELECT seq FROM feed WHERE from_agency = ?1 AND seq > ?2 UNION SELECT seq FROM feed WHERE to_agency = ?1 AND seq > ?2 UNION SELECT seq FROM feed WHERE kind = 'escalation' AND seq > ?2 AND (' ' || targets || ' ') LIKE '% ' || ?1 || ' %')"
+            _ = arguments.append(contentsOf: [agency, seq])
+        default:
+            throw RujukError(.schemaViolation, "topic must be kind/…, province/<ISO 3166-2> or agency/<id>")
+        }
+        let bound = arguments
+        return try await pool.read { db in
+            let sql = "SELECT * FROM feed WHERE \(condition) AND seq > \(seq) ORDER BY seq LIMIT \(limit)"
+            let events = try Row.fetchAll(db, sql: sql, arguments: bound).map(Self.feedEvent)
+            let latest = try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'feed'") ?? 0
+            return FeedPage(events: events, latest: latest)
+        }
+    }
+
+    static func feedEvent(_ row: Row) -> FeedEvent {
+        let targets: String? = row["targets"]
+        let overdue: String? = row["overdue"], notice: String? = row["notice"], clock: String? = row["clock"]
+        return FeedEvent(
+            seq: row["seq"], kind: FeedEvent.Kind(rawValue: row["kind"]) ?? .transition, referralId: row["referral_id"], messageId: row["message_id"],
+            status: HandoffStatus(rawValue: row["status"]) ?? .requested, by: row["by_agency"], from: row["from_agency"], to: row["to_agency"],
+            service: Service(rawValue: row["service"]) ?? .medicalCare, priority: Priority(rawValue: row["priority"]) ?? .routine,
+            province: row["province"], overdue: overdue.flatMap(Breach.init(rawValue:)), level: row["level"],
+            notice: notice.flatMap(Escalation.Notice.init(rawValue:)), clock: clock.flatMap(Breach.init(rawValue:)),
+            targets: targets.map { $0.split(separator: " ").map(String.init) }, at: Timestamp.parse(row["at"]) ?? .distantPast)
     }
 
     /// Pending deliveries of one mailbox after `seq`, in order.
@@ -220,6 +297,51 @@ private struct GroupWriter {
     let stamp: String
     let now: Date
     var deliveries: [(agency: String, entry: MailboxEntry)] = []
+    /// Feed events recorded in this transaction, to publish once it has committed.
+    var feed: [FeedEvent] = []
+
+    /// What the feed and the checks need of a handoff.
+    struct Envelope {
+        var id: String
+        var from: String
+        var to: String
+        var status: HandoffStatus
+        var service: Service
+        var priority: Priority
+        var province: String
+        var deadlines: Deadlines
+    }
+
+    private static let envelopeColumns = "h.id, h.from_agency, h.to_agency, h.status, h.service, h.priority, h.province, h.due_receive, h.due_respond, h.due_complete"
+
+    private func envelope(_ row: Row) -> Envelope {
+        func date(_ index: Int) -> Date { Timestamp.parse(row[index]) ?? .distantPast }
+        return Envelope(
+            id: row[0], from: row[1], to: row[2], status: HandoffStatus(rawValue: row[3]) ?? .requested,
+            service: Service(rawValue: row[4]) ?? .medicalCare, priority: Priority(rawValue: row[5]) ?? .routine, province: row[6],
+            deadlines: Deadlines(receive: date(7), respond: date(8), complete: date(9)))
+    }
+
+    private func envelope(_ id: String) throws -> Envelope? {
+        try Row.fetchOne(db.cachedStatement(sql: "SELECT \(Self.envelopeColumns) FROM handoff h WHERE h.id = ?"), arguments: [id]).map(envelope)
+    }
+
+    /// Appends a transition or an escalation to the feed.
+    private mutating func publish(_ kind: FeedEvent.Kind, _ handoff: Envelope, messageID: String, status: HandoffStatus, by: String, escalation: Escalation? = nil, at: Date) throws {
+        let overdue = Breach.at(now, status: status, dueReceive: handoff.deadlines.receive, dueRespond: handoff.deadlines.respond, dueComplete: handoff.deadlines.complete)
+        try db.run("""
+            INSERT INTO feed (kind, referral_id, message_id, status, by_agency, from_agency, to_agency, service, priority, province, overdue, level, notice, clock, targets, at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """,
+            .text(kind.rawValue), .text(handoff.id), .text(messageID), .text(status.rawValue), .text(by), .text(handoff.from), .text(handoff.to),
+            .text(handoff.service.rawValue), .text(handoff.priority.rawValue), .text(handoff.province), .optional(overdue?.rawValue),
+            escalation.map { .int(Int64($0.level)) } ?? .null, .optional(escalation?.notice.rawValue), .optional(escalation?.clock.rawValue),
+            .optional(escalation?.targets.joined(separator: " ")), .text(Timestamp.format(at)))
+        feed.append(FeedEvent(
+            seq: db.lastInsertedRowID, kind: kind, referralId: handoff.id, messageId: messageID, status: status, by: by, from: handoff.from,
+            to: handoff.to, service: handoff.service, priority: handoff.priority, province: handoff.province, overdue: overdue,
+            level: escalation?.level, notice: escalation?.notice, clock: escalation?.clock, targets: escalation?.targets, at: at))
+    }
 
     /// Inserts a message unless its id is known; returns false for an identical duplicate.
     private func insertMessage(id: String, kind: DeliveryKind, referralID: String, author: String, payload: [UInt8]) throws -> Bool {
@@ -238,7 +360,8 @@ private struct GroupWriter {
         deliveries.append((agency, MailboxEntry(seq: db.lastInsertedRowID, messageID: messageID, kind: kind, payload: payload)))
     }
 
-    private func recordEvent(_ event: HandoffEvent) throws {
+    private mutating func recordEvent(_ event: HandoffEvent, _ handoff: Envelope) throws {
+        try publish(.transition, handoff, messageID: event.id, status: event.status, by: event.by, at: event.at)
         try db.run("INSERT INTO handoff_event (id, referral_id, status, by_agency, reason, outcome, at, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                    .text(event.id), .text(event.referralId), .text(event.status.rawValue), .text(event.by), .optional(event.reason),
                    .optional(event.outcome), .text(Timestamp.format(event.at)), .text(stamp))
@@ -257,6 +380,10 @@ private struct GroupWriter {
             .text(Timestamp.format(referral.dueReceive)), .text(Timestamp.format(referral.dueRespond)), .text(Timestamp.format(referral.dueComplete)), .text(stamp))
         try db.run("INSERT INTO handoff_event (id, referral_id, status, by_agency, at, recorded_at) VALUES (?, ?, 'requested', ?, ?, ?)",
                    .text(referral.id), .text(referral.id), .text(referral.from), .text(created), .text(stamp))
+        let handoff = Envelope(
+            id: referral.id, from: referral.from, to: referral.to, status: .requested, service: referral.service, priority: referral.priority,
+            province: referral.location.province, deadlines: Deadlines(receive: referral.dueReceive, respond: referral.dueRespond, complete: referral.dueComplete))
+        try publish(.transition, handoff, messageID: referral.id, status: .requested, by: referral.from, at: referral.createdAt)
         try deliver(referral.id, kind: .referral, payload: raw, to: referral.to)
     }
 
@@ -268,32 +395,32 @@ private struct GroupWriter {
             _ = try insertMessage(id: event.id, kind: .event, referralID: event.referralId, author: agency, payload: raw)
             return
         }
-        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT from_agency, to_agency, status FROM handoff WHERE id = ?"), arguments: [event.referralId]) else {
+        guard let handoff = try envelope(event.referralId) else {
             throw RujukError(.notFound, "no handoff \(event.referralId)")
         }
-        let sender: String = row[0], recipient: String = row[1]
+        let sender = handoff.from, recipient = handoff.to
         let role: HandoffRole
         if agency == sender { role = .sender } else if agency == recipient { role = .recipient } else {
             throw RujukError(.notParty, "'\(agency)' is not a party to handoff \(event.referralId)")
         }
-        var machine = HandoffStateMachine(status: HandoffStatus(rawValue: row[2]) ?? .requested)
+        var machine = HandoffStateMachine(status: handoff.status)
         let path = machine.path(to: event.status, by: role)
         for status in path { try machine.apply(status, by: role) }
         if path.count > 1 {
             // The recipient answered before its receipt arrived: record the implied receipt.
-            try markReceived(referralID: event.referralId, sender: sender, recipient: recipient)
+            try markReceived(handoff)
         }
         _ = try insertMessage(id: event.id, kind: .event, referralID: event.referralId, author: agency, payload: raw)
-        try recordEvent(event)
+        try recordEvent(event, handoff)
         try deliver(event.id, kind: .event, payload: raw, to: role == .sender ? recipient : sender)
     }
 
-    private mutating func markReceived(referralID: String, sender: String, recipient: String) throws {
-        let received = HandoffEvent(referralId: referralID, by: recipient, status: .received, at: now)
+    private mutating func markReceived(_ handoff: Envelope) throws {
+        let received = HandoffEvent(referralId: handoff.id, by: handoff.to, status: .received, at: now)
         let payload = JSONCoding.encode(received)
-        _ = try insertMessage(id: received.id, kind: .event, referralID: referralID, author: recipient, payload: payload)
-        try recordEvent(received)
-        try deliver(received.id, kind: .event, payload: payload, to: sender)
+        _ = try insertMessage(id: received.id, kind: .event, referralID: handoff.id, author: handoff.to, payload: payload)
+        try recordEvent(received, handoff)
+        try deliver(received.id, kind: .event, payload: payload, to: handoff.from)
     }
 
     /// An escalation from a handoff's sender: stored, recorded on the handoff, and delivered to
@@ -306,13 +433,13 @@ private struct GroupWriter {
             _ = try insertMessage(id: escalation.id, kind: .escalation, referralID: escalation.referralId, author: agency, payload: raw)
             return
         }
-        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT from_agency, to_agency FROM handoff WHERE id = ?"), arguments: [escalation.referralId]) else {
+        guard let handoff = try envelope(escalation.referralId) else {
             throw RujukError(.notFound, "no handoff \(escalation.referralId)")
         }
-        guard (row[0] as String) == agency else {
+        guard handoff.from == agency else {
             throw RujukError(.notParty, "only the sender of handoff \(escalation.referralId) escalates it")
         }
-        guard (row[1] as String) == escalation.to else {
+        guard handoff.to == escalation.to else {
             throw RujukError(.schemaViolation, "'to' is not the recipient of handoff \(escalation.referralId)")
         }
         _ = try insertMessage(id: escalation.id, kind: .escalation, referralID: escalation.referralId, author: agency, payload: raw)
@@ -321,6 +448,7 @@ private struct GroupWriter {
                    .text(escalation.clock.rawValue), .text(escalation.targets.joined(separator: " ")), .text(Timestamp.format(escalation.at)), .text(stamp))
         try db.run("UPDATE handoff SET escalation_level = ?, updated_at = ? WHERE id = ?",
                    .int(escalation.notice == .breach ? Int64(escalation.level) : 0), .text(stamp), .text(escalation.referralId))
+        try publish(.escalation, handoff, messageID: escalation.id, status: handoff.status, by: agency, escalation: escalation, at: escalation.at)
         for target in escalation.targets {
             try deliver(escalation.id, kind: .escalation, payload: raw, to: target)
         }
@@ -334,11 +462,11 @@ private struct GroupWriter {
             let kind = index < kinds.count ? kinds[index] : nil
             if kind == .event { continue }
             let sql = kind == .referral
-                ? "SELECT from_agency, to_agency, status FROM handoff WHERE id = ?"
-                : "SELECT h.from_agency, h.to_agency, h.status FROM message m JOIN handoff h ON h.id = m.id WHERE m.id = ? AND m.kind = 'referral'"
-            guard let row = try Row.fetchOne(db.cachedStatement(sql: sql), arguments: [id]) else { continue }
-            if (row[2] as String) == HandoffStatus.requested.rawValue, (row[1] as String) == agency {
-                try markReceived(referralID: id, sender: row[0], recipient: row[1])
+                ? "SELECT \(Self.envelopeColumns) FROM handoff h WHERE h.id = ?"
+                : "SELECT \(Self.envelopeColumns) FROM message m JOIN handoff h ON h.id = m.id WHERE m.id = ? AND m.kind = 'referral'"
+            guard let handoff = try Row.fetchOne(db.cachedStatement(sql: sql), arguments: [id]).map(envelope) else { continue }
+            if handoff.status == .requested, handoff.to == agency {
+                try markReceived(handoff)
             }
         }
     }

@@ -41,6 +41,12 @@ public final class RouterLoop: @unchecked Sendable {
     private var sessionByAgency: [String: [UInt8]] = [:]
     private var mailboxes: [String: Mailbox] = [:]
     private var stats = RouterSnapshot()
+    /// The monitor feed's PUB socket, owned by this thread like the ROUTER.
+    private var monitor: Socket?
+    /// The last `seq` published under each topic since start: each publication's `prev`.
+    private var lastOnTopic: [String: Int64] = [:]
+    /// The bound PUB endpoint (useful with port `*`).
+    public private(set) var monitorEndpoint = ""
 
     private struct Session {
         var routingID: [UInt8]
@@ -75,6 +81,12 @@ public final class RouterLoop: @unchecked Sendable {
                 try socket.set(ZMQ_MAXMSGSIZE, int64: Int64(configuration.hardFrameLimit))
                 try socket.bind(configuration.router)
                 let endpoint = try socket.lastEndpoint
+                let monitor = try Socket(context, .pub)
+                try monitor.set(ZMQ_SNDHWM, Int32(100_000))
+                try monitor.set(ZMQ_LINGER, Int32(0))
+                try monitor.bind(configuration.monitor)
+                self.monitor = monitor
+                monitorEndpoint = try monitor.lastEndpoint
                 outcome.withLock { $0 = .success(endpoint) }
             } catch {
                 outcome.withLock { $0 = .failure(error) }
@@ -85,6 +97,7 @@ public final class RouterLoop: @unchecked Sendable {
             ready.signal()
             run(socket)
             socket.close()
+            self.monitor?.close()
             finished.signal()
         }
         thread.name = "rujuk.router"
@@ -201,7 +214,8 @@ public final class RouterLoop: @unchecked Sendable {
         }
         guard !writes.isEmpty else { return }
 
-        let (outcomes, deliveries) = store.commit(writes, now: clock.now())
+        let (outcomes, deliveries, feed) = store.commit(writes, now: clock.now())
+        publish(feed)
         stats.batches += 1
         var commits: [[UInt8]: [String]] = [:]
         var commitOrder: [[UInt8]] = []
@@ -234,6 +248,20 @@ public final class RouterLoop: @unchecked Sendable {
             if case .receipt(_, let agency, _) = write { touched.insert(agency) }
         }
         for agency in touched { pump(agency, socket) }
+    }
+
+    /// Publishes committed feed events, each under each of its topics (Protocols/MONITOR.md).
+    /// PUB never blocks: a subscriber that falls behind loses messages, sees the gap in `prev`,
+    /// and reads what it missed from `GET /api/feed`.
+    private func publish(_ events: [FeedEvent]) {
+        guard let monitor else { return }
+        for event in events {
+            for topic in event.topics {
+                let message = FeedMessage(topic: topic, prev: lastOnTopic[topic] ?? -1, event: event)
+                lastOnTopic[topic] = event.seq
+                _ = try? monitor.send([Array(topic.utf8), JSONCoding.encode(message)], dontWait: true)
+            }
+        }
     }
 
     private func refuse(_ error: RujukError, id: String?, to routingID: [UInt8], _ socket: Socket) {

@@ -9,6 +9,7 @@ import RujukHTTP
 /// - `GET /health`
 /// - `GET /api/handoffs?agency=&status=&service=&overdue=true&limit=`
 /// - `GET /api/handoffs/{id}` with the full history
+/// - `GET /api/feed?after=&topic=&limit=`: the monitor feed's events, for re-sync
 struct StatusAPI: Sendable {
     let store: BrokerStore
     let router: RouterLoop
@@ -32,6 +33,12 @@ struct StatusAPI: Sendable {
         }
         routes.get("/api/handoffs") { request, _ in
             try JSONResponse.make(HandoffList(handoffs: await list(request)))
+        }
+        routes.get("/api/feed") { request, _ in
+            let after = Int64(request.query("after") ?? "0") ?? -1
+            guard after >= 0 else { throw RujukError(.schemaViolation, "'after' must be a sequence number") }
+            let limit = min(max(Int(request.query("limit") ?? "") ?? 1000, 1), 10_000)
+            return JSONResponse.make(try await store.feed(after: after, topic: request.query("topic") ?? "", limit: limit))
         }
         routes.get("/api/handoffs/{id}") { _, context in
             let id = try context.parameters.require("id")

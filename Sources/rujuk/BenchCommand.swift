@@ -39,7 +39,7 @@ struct BenchCommand: AsyncParsableCommand {
         var logger = Logger(label: "bench")
         logger.logLevel = .critical
         let context = try Context()
-        let broker = try Broker(configuration: BrokerConfiguration(router: "tcp://127.0.0.1:*", dataDirectory: directory.appendingPathComponent("broker"), durability: durability, maxCredit: 4096), registry: config.registry, context: context, logger: logger)
+        let broker = try Broker(configuration: BrokerConfiguration(router: "tcp://127.0.0.1:*", monitor: "tcp://127.0.0.1:*", dataDirectory: directory.appendingPathComponent("broker"), durability: durability, maxCredit: 4096), registry: config.registry, context: context, logger: logger)
         let recipient = try Adapter(configuration: AdapterConfiguration(agency: "rsud-embung-fatimah", broker: broker.routerEndpoint, dataDirectory: directory.appendingPathComponent("adapters"), token: "bench", durability: durability, credit: 4096), registry: config.registry, sla: .standard, context: context, logger: logger)
         defer { recipient.shutdown(); broker.shutdown() }
 

@@ -23,6 +23,7 @@ struct DemoCommand: AsyncParsableCommand {
     @OptionGroup var options: ConfigOptions
     @Flag(help: "Exit after the scenario.") var once = false
     @Option(help: "The broker's HTTP port (0 picks a free one).") var httpPort: Int = 7780
+    @Option(help: "The monitor feed's port, for `rujuk watch` (0 picks a free one).") var monitorPort: Int = 7701
     @Option(help: "How much faster than real time the demo's clock runs, so SLA clocks run out within the minute.") var speed: Double = 600
 
     func run() async throws {
@@ -32,7 +33,7 @@ struct DemoCommand: AsyncParsableCommand {
         logger.logLevel = .critical
         let context = try Context()
         let clock = AcceleratedClock(factor: max(1, speed))
-        let brokerConfig = BrokerConfiguration(router: "tcp://127.0.0.1:*", http: HostPort(host: "127.0.0.1", port: httpPort), dataDirectory: directory.appendingPathComponent("broker"), heartbeatMs: 500)
+        let brokerConfig = BrokerConfiguration(router: "tcp://127.0.0.1:*", monitor: "tcp://127.0.0.1:\(monitorPort == 0 ? "*" : String(monitorPort))", http: HostPort(host: "127.0.0.1", port: httpPort), dataDirectory: directory.appendingPathComponent("broker"), heartbeatMs: 500)
         let broker = try Broker(configuration: brokerConfig, registry: config.registry, context: context, clock: clock, logger: logger)
         print("Rujuk demo — data in \(directory.path); the clock runs \(Int(clock.factor))× real time")
         print("broker: router \(broker.routerEndpoint)")
@@ -60,6 +61,7 @@ struct DemoCommand: AsyncParsableCommand {
             }
             adapters = try await scenario(started, start: start, printer: printer, group: &group)
             if let port = broker.boundHTTPPort { print("\nbroker status: http://127.0.0.1:\(port)/api/handoffs") }
+            print("monitor feed: \(broker.monitorEndpoint)  (rujuk watch --monitor \(broker.monitorEndpoint)\(broker.boundHTTPPort.map { " --status http://127.0.0.1:\($0)" } ?? ""))")
             for (agency, adapter) in adapters.sorted(by: { $0.key < $1.key }) {
                 if let port = adapter.boundHTTPPort { print("adapter \(agency): http://127.0.0.1:\(port)  token demo-\(agency)") }
             }

@@ -16,7 +16,7 @@ struct Rujuk: AsyncParsableCommand {
             BrokerCommand.self, AdapterCommand.self, DemoCommand.self,
             ReferCommand.self, InboxCommand.self, OutboxCommand.self, ShowCommand.self,
             AcceptCommand.self, DeclineCommand.self, StartCommand.self, CompleteCommand.self, CancelCommand.self,
-            StatusCommand.self, BenchCommand.self,
+            StatusCommand.self, WatchCommand.self, BenchCommand.self,
         ]
     )
 }

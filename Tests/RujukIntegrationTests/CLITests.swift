@@ -102,7 +102,7 @@ import Testing
     }
 
     @Test func theDemoPlaysItsScenarioAndPrintsNoPersonalData() async throws {
-        let demo = try await rujuk(["demo", "--once", "--http-port", "0", "--config", Network.root.appendingPathComponent("Config/rujuk.toml").path])
+        let demo = try await rujuk(["demo", "--once", "--http-port", "0", "--monitor-port", "0", "--config", Network.root.appendingPathComponent("Config/rujuk.toml").path])
         #expect(demo.status == 0, "\(demo.err.suffix(500))")
         for moment in ["committed at the broker", "received (stored in", "declined by lbh-batam", "accepted by", "completed by rsud-embung-fatimah", "uptd-ppa-batam",
                        "ESCALATED level 1: the receive clock ran out; told gugus-tugas-nasional", "[seen by task force gugus-tugas-nasional]",

@@ -31,8 +31,8 @@ final class Network: @unchecked Sendable {
         try startBroker(heartbeatMs: heartbeatMs)
     }
 
-    func startBroker(heartbeatMs: Int = 500, router: String = "tcp://127.0.0.1:*") throws {
-        let configuration = BrokerConfiguration(router: router, http: HostPort(host: "127.0.0.1", port: 0), dataDirectory: directory.appendingPathComponent("broker"), heartbeatMs: heartbeatMs)
+    func startBroker(heartbeatMs: Int = 500, router: String = "tcp://127.0.0.1:*", monitor: String = "tcp://127.0.0.1:*", httpPort: Int = 0) throws {
+        let configuration = BrokerConfiguration(router: router, monitor: monitor, http: HostPort(host: "127.0.0.1", port: httpPort), dataDirectory: directory.appendingPathComponent("broker"), heartbeatMs: heartbeatMs)
         broker = try Broker(configuration: configuration, registry: Self.registry, context: context, clock: clock, logger: logger)
     }
 
