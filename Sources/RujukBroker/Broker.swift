@@ -27,7 +27,7 @@ public final class Broker: ServiceLifecycle.Service, @unchecked Sendable {
         store = try BrokerStore(directory: configuration.dataDirectory, durability: configuration.durability)
         router = RouterLoop(configuration: configuration, registry: registry, store: store, context: context, clock: clock, logger: logger)
         routerEndpoint = try router.start()
-        api = StatusAPI(store: store, router: router, clock: clock, durability: configuration.durability)
+        api = StatusAPI(store: store, router: router, clock: clock, durability: configuration.durability, registry: registry)
         logger.info("broker listening", metadata: ["router": "\(routerEndpoint)", "store": "\(store.url.path)"])
     }
 

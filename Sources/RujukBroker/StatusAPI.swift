@@ -15,6 +15,7 @@ struct StatusAPI: Sendable {
     let router: RouterLoop
     let clock: any RujukCore.Clock
     let durability: Durability
+    let registry: AgencyRegistry
 
     func routes() -> Router<BasicRequestContext> {
         let routes = Router()
@@ -34,6 +35,7 @@ struct StatusAPI: Sendable {
         routes.get("/api/handoffs") { request, _ in
             try JSONResponse.make(HandoffList(handoffs: await list(request)))
         }
+        Dashboard(store: store, registry: registry, clock: clock).add(to: routes)
         routes.get("/api/feed") { request, _ in
             let after = Int64(request.query("after") ?? "0") ?? -1
             guard after >= 0 else { throw RujukError(.schemaViolation, "'after' must be a sequence number") }
