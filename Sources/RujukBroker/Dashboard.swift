@@ -63,7 +63,7 @@ struct Dashboard: Sendable {
     private func render(_ data: DashboardData, now: Date) -> String {
         var out = "<p class=\"meta\">As of \(Timestamp.format(now)) — \(data.open.values.reduce(0) { $0 + $1.sent }) open handoffs, \(data.overdue.count) overdue.</p>"
 
-        out += "<section><h2>Overdue handoffs, latest first</h2>"
+        out += "<section><h2>Overdue handoffs, most late first</h2>"
         if data.overdue.isEmpty {
             out += "<p class=\"empty\">None.</p>"
         } else {
