@@ -112,19 +112,16 @@ public final class BrokerStore: @unchecked Sendable {
         migrator.registerMigration("v3-feed") { db in
             // The monitor feed (Protocols/MONITOR.md): every transition and escalation, envelope
             // only, numbered by `seq` in commit order. Subscribers that miss some read them here.
+            // Narrow, and indexed by `seq` alone: it is written twice per referral on the hot
+            // path; the handoff's other fields come from `handoff` when it is read.
             try db.execute(sql: """
                 CREATE TABLE feed (
                     seq INTEGER PRIMARY KEY AUTOINCREMENT,
                     kind TEXT NOT NULL CHECK (kind IN ('transition', 'escalation')),
-                    referral_id TEXT NOT NULL,
+                    referral_id TEXT NOT NULL REFERENCES handoff(id),
                     message_id TEXT NOT NULL,
                     status TEXT NOT NULL,
                     by_agency TEXT NOT NULL,
-                    from_agency TEXT NOT NULL,
-                    to_agency TEXT NOT NULL,
-                    service TEXT NOT NULL,
-                    priority TEXT NOT NULL,
-                    province TEXT NOT NULL,
                     overdue TEXT,
                     level INTEGER,
                     notice TEXT,
@@ -132,10 +129,6 @@ public final class BrokerStore: @unchecked Sendable {
                     targets TEXT,
                     at TEXT NOT NULL
                 );
-                CREATE INDEX feed_from ON feed(from_agency, seq);
-                CREATE INDEX feed_to ON feed(to_agency, seq);
-                CREATE INDEX feed_province ON feed(province, seq);
-                CREATE INDEX feed_kind ON feed(kind, seq);
                 """)
         }
         return migrator
@@ -243,21 +236,24 @@ extension BrokerStore {
             condition = "1"
         case ("kind", let kind):
             guard FeedEvent.Kind(rawValue: kind) != nil else { throw RujukError(.schemaViolation, "unknown kind '\(kind)'") }
-            condition = "kind = ?"
+            condition = "f.kind = ?"
             _ = arguments.append(contentsOf: [kind])
         case ("province", let province) where ReferralValidation.isProvinceCode(province):
-            condition = "province = ?"
+            condition = "h.province = ?"
             _ = arguments.append(contentsOf: [province])
         case ("agency", let agency) where ReferralValidation.isAgencyID(agency):
-            // Escalation targets are in `targets`; the feed rows for them also name from/to.
-            condition = "seq IN (SELECT seq FROM feed WHERE from_agency = ?1 AND seq > ?2 UNION SELECT seq FROM feed WHERE to_agency = ?1 AND seq > ?2 UNION SELECT seq FROM feed WHERE kind = 'escalation' AND seq > ?2 AND (' ' || targets || ' ') LIKE '% ' || ?1 || ' %')"
-            _ = arguments.append(contentsOf: [agency, seq])
+            condition = "(h.from_agency = ?1 OR h.to_agency = ?1 OR (f.kind = 'escalation' AND (' ' || f.targets || ' ') LIKE '% ' || ?1 || ' %'))"
+            _ = arguments.append(contentsOf: [agency])
         default:
             throw RujukError(.schemaViolation, "topic must be kind/…, province/<ISO 3166-2> or agency/<id>")
         }
         let bound = arguments
         return try await pool.read { db in
-            let sql = "SELECT * FROM feed WHERE \(condition) AND seq > \(seq) ORDER BY seq LIMIT \(limit)"
+            // Walks the feed from `seq` by its primary key, joining each row's handoff.
+            let sql = """
+                SELECT f.*, h.from_agency, h.to_agency, h.service, h.priority, h.province FROM feed f JOIN handoff h ON h.id = f.referral_id
+                WHERE f.seq > \(seq) AND \(condition) ORDER BY f.seq LIMIT \(limit)
+                """
             let events = try Row.fetchAll(db, sql: sql, arguments: bound).map(Self.feedEvent)
             let latest = try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'feed'") ?? 0
             return FeedPage(events: events, latest: latest)
@@ -330,11 +326,10 @@ private struct GroupWriter {
     private mutating func publish(_ kind: FeedEvent.Kind, _ handoff: Envelope, messageID: String, status: HandoffStatus, by: String, escalation: Escalation? = nil, at: Date) throws {
         let overdue = Breach.at(now, status: status, dueReceive: handoff.deadlines.receive, dueRespond: handoff.deadlines.respond, dueComplete: handoff.deadlines.complete)
         try db.run("""
-            INSERT INTO feed (kind, referral_id, message_id, status, by_agency, from_agency, to_agency, service, priority, province, overdue, level, notice, clock, targets, at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO feed (kind, referral_id, message_id, status, by_agency, overdue, level, notice, clock, targets, at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
-            .text(kind.rawValue), .text(handoff.id), .text(messageID), .text(status.rawValue), .text(by), .text(handoff.from), .text(handoff.to),
-            .text(handoff.service.rawValue), .text(handoff.priority.rawValue), .text(handoff.province), .optional(overdue?.rawValue),
+            .text(kind.rawValue), .text(handoff.id), .text(messageID), .text(status.rawValue), .text(by), .optional(overdue?.rawValue),
             escalation.map { .int(Int64($0.level)) } ?? .null, .optional(escalation?.notice.rawValue), .optional(escalation?.clock.rawValue),
             .optional(escalation?.targets.joined(separator: " ")), .text(Timestamp.format(at)))
         feed.append(FeedEvent(

@@ -256,10 +256,18 @@ public final class RouterLoop: @unchecked Sendable {
     private func publish(_ events: [FeedEvent]) {
         guard let monitor else { return }
         for event in events {
+            // The event is encoded once; each topic's publication wraps it (a FeedMessage).
+            let body = JSONCoding.encode(event)
             for topic in event.topics {
-                let message = FeedMessage(topic: topic, prev: lastOnTopic[topic] ?? -1, event: event)
+                var writer = JSONWriter(capacity: body.count + 96)
+                writer.beginObject()
+                writer.key("event")
+                writer.raw(body)
+                writer.field("prev", Int(lastOnTopic[topic] ?? -1))
+                writer.field("topic", topic)
+                writer.endObject()
                 lastOnTopic[topic] = event.seq
-                _ = try? monitor.send([Array(topic.utf8), JSONCoding.encode(message)], dontWait: true)
+                _ = try? monitor.send([Array(topic.utf8), writer.bytes], dontWait: true)
             }
         }
     }

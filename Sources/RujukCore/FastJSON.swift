@@ -389,6 +389,13 @@ public struct JSONWriter {
         needsComma = true
     }
 
+    /// A value already encoded as JSON (by this writer), appended as it is.
+    public mutating func raw(_ json: [UInt8]) {
+        separate()
+        bytes.append(contentsOf: json)
+        needsComma = true
+    }
+
     public mutating func int(_ value: Int) {
         separate()
         bytes.append(contentsOf: String(value).utf8)

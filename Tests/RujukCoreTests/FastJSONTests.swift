@@ -113,6 +113,18 @@ import Testing
         for error in [ProtocolError(code: .notFound, reason: "no \"such\" thing", id: "i"), ProtocolError(code: .internal, reason: "")] {
             #expect(JSONCoding.encode(error) == Array(try encoder.encode(error)))
         }
+        for event in [
+            FeedEvent(seq: 7, kind: .transition, referralId: "r", messageId: "m", status: .received, by: "a", from: "a", to: "b",
+                      service: .shelter, priority: .urgent, province: "ID-KR", at: Date(timeIntervalSince1970: 1_795_000_000.5)),
+            FeedEvent(seq: 8, kind: .escalation, referralId: "r", messageId: "e", status: .requested, by: "a", from: "a", to: "b",
+                      service: .shelter, priority: .urgent, province: "ID-KR", overdue: .receive, level: 2, notice: .breach, clock: .receive,
+                      targets: ["t1", "t2"], at: Date(timeIntervalSince1970: 1_795_000_000.5)),
+        ] {
+            #expect(JSONCoding.encode(event) == Array(try encoder.encode(event)))
+            #expect(try FeedEvent(fastJSON: JSONFields(parsing: JSONCoding.encode(event))) == event)
+            let message = FeedMessage(topic: "agency/a", prev: -1, event: event)
+            #expect(JSONCoding.encode(message) == Array(try encoder.encode(message)))
+        }
         let header = DeliveryHeader(kind: .event, id: "x", attempt: 12)
         #expect(JSONCoding.encode(header) == Array(try encoder.encode(header)))
     }
