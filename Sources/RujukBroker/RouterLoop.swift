@@ -43,8 +43,11 @@ public final class RouterLoop: @unchecked Sendable {
     private var stats = RouterSnapshot()
     /// The monitor feed's PUB socket, owned by this thread like the ROUTER.
     private var monitor: Socket?
-    /// The last `seq` published under each topic since start: each publication's `prev`.
+    /// The last `seq` of an event under each topic since start: each publication's `prev`.
     private var lastOnTopic: [String: Int64] = [:]
+    /// The subscription prefixes some subscriber holds (XPUB tells us). A topic nobody
+    /// subscribes to is not encoded or sent, but its `prev` chain still advances.
+    private var subscriptions: Set<[UInt8]> = []
     /// The bound PUB endpoint (useful with port `*`).
     public private(set) var monitorEndpoint = ""
 
@@ -81,7 +84,7 @@ public final class RouterLoop: @unchecked Sendable {
                 try socket.set(ZMQ_MAXMSGSIZE, int64: Int64(configuration.hardFrameLimit))
                 try socket.bind(configuration.router)
                 let endpoint = try socket.lastEndpoint
-                let monitor = try Socket(context, .pub)
+                let monitor = try Socket(context, .xpub)
                 try monitor.set(ZMQ_SNDHWM, Int32(100_000))
                 try monitor.set(ZMQ_LINGER, Int32(0))
                 try monitor.bind(configuration.monitor)
@@ -123,8 +126,11 @@ public final class RouterLoop: @unchecked Sendable {
         let tick = max(10, configuration.heartbeatMs / 4)
         while !lock.withLock({ stopping }) {
             do {
-                let readable = try poll([.socket(socket), .fd(wakeup.fileDescriptor)], timeoutMilliseconds: tick)
+                var targets: [PollTarget] = [.socket(socket), .fd(wakeup.fileDescriptor)]
+                if let monitor { targets.append(.socket(monitor)) }
+                let readable = try poll(targets, timeoutMilliseconds: tick)
                 if readable[1] { wakeup.drain() }
+                if readable.count > 2, readable[2] { readSubscriptions() }
                 var batch: [Multipart] = []
                 while batch.count < configuration.maxBatch, let message = try socket.receive(dontWait: true) {
                     batch.append(message)
@@ -250,24 +256,44 @@ public final class RouterLoop: @unchecked Sendable {
         for agency in touched { pump(agency, socket) }
     }
 
+    /// XPUB hands over each subscription's first subscribe and last unsubscribe: byte 1 or 0,
+    /// then the prefix.
+    private func readSubscriptions() {
+        guard let monitor else { return }
+        while let message = try? monitor.receive(dontWait: true) {
+            guard let frame = message.frames.first, let flag = frame.first else { continue }
+            let prefix = Array(frame.dropFirst())
+            if flag == 1 { subscriptions.insert(prefix) } else if flag == 0 { subscriptions.remove(prefix) }
+        }
+    }
+
+    private func hasSubscriber(_ topic: [UInt8]) -> Bool {
+        subscriptions.contains { topic.starts(with: $0) }
+    }
+
     /// Publishes committed feed events, each under each of its topics (Protocols/MONITOR.md).
     /// PUB never blocks: a subscriber that falls behind loses messages, sees the gap in `prev`,
     /// and reads what it missed from `GET /api/feed`.
     private func publish(_ events: [FeedEvent]) {
         guard let monitor else { return }
         for event in events {
-            // The event is encoded once; each topic's publication wraps it (a FeedMessage).
-            let body = JSONCoding.encode(event)
+            // The event is encoded once, if anyone listens; each topic's publication wraps it.
+            var body: [UInt8]?
             for topic in event.topics {
-                var writer = JSONWriter(capacity: body.count + 96)
+                let prev = lastOnTopic[topic] ?? -1
+                lastOnTopic[topic] = event.seq
+                let topicBytes = Array(topic.utf8)
+                guard hasSubscriber(topicBytes) else { continue }
+                let encoded = body ?? JSONCoding.encode(event)
+                body = encoded
+                var writer = JSONWriter(capacity: encoded.count + 96)
                 writer.beginObject()
                 writer.key("event")
-                writer.raw(body)
-                writer.field("prev", Int(lastOnTopic[topic] ?? -1))
+                writer.raw(encoded)
+                writer.field("prev", Int(prev))
                 writer.field("topic", topic)
                 writer.endObject()
-                lastOnTopic[topic] = event.seq
-                _ = try? monitor.send([Array(topic.utf8), writer.bytes], dontWait: true)
+                _ = try? monitor.send([topicBytes, writer.bytes], dontWait: true)
             }
         }
     }

@@ -55,7 +55,12 @@ public enum Timestamp {
 
     /// Parses `YYYY-MM-DDTHH:MM:SS[.fff]Z` or with a `±HH:MM` offset; nil if it is not one.
     public static func parse(_ text: String) -> Date? {
-        let c = Array(text.utf8)
+        var text = text
+        // In place over the UTF-8 bytes: this runs for every date of every message.
+        return text.withUTF8 { parse(utf8: $0) }
+    }
+
+    static func parse(utf8 c: UnsafeBufferPointer<UInt8>) -> Date? {
         guard c.count >= 20 else { return nil }
         func number(_ from: Int, _ count: Int) -> Int64? {
             var value: Int64 = 0

@@ -3,7 +3,7 @@ import Foundation
 
 /// The socket types Rujuk uses.
 public enum SocketType: Sendable {
-    case router, dealer, pub, sub, pair, push, pull, rep, req
+    case router, dealer, pub, sub, xpub, pair, push, pull, rep, req
 
     var rawValue: Int32 {
         switch self {
@@ -11,6 +11,7 @@ public enum SocketType: Sendable {
         case .dealer: ZMQ_DEALER
         case .pub: ZMQ_PUB
         case .sub: ZMQ_SUB
+        case .xpub: ZMQ_XPUB
         case .pair: ZMQ_PAIR
         case .push: ZMQ_PUSH
         case .pull: ZMQ_PULL
