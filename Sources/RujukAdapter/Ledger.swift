@@ -253,6 +253,15 @@ extension Ledger {
         return try view(referral.id)!
     }
 
+    // Built once: the statement cache is keyed by the SQL text, hashed on every use.
+    private static let insertReferralColumns = """
+        INTO referral (id, direction, case_ref, from_agency, to_agency, service, priority, province, regency, reason, status, delivery,
+            created_at, due_receive, due_respond, due_complete, updated_at, raw, next_check_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        """
+    private static let insertReferralSQL = "INSERT " + insertReferralColumns
+    private static let insertReferralOrIgnore = "INSERT OR IGNORE " + insertReferralColumns
+
     /// Inserts a referral row; with `ignoringDuplicate`, an id already there is left alone and
     /// the answer is false.
     @discardableResult
@@ -261,11 +270,7 @@ extension Ledger {
         let nextCheck = direction == "outbound"
             ? SLAClock.senderNextCheck(status: status, deadlines: deadlines, state: .none, level2After: sla.escalation.level2After)
             : SLAClock.recipientNextCheck(status: status, deadlines: deadlines, told: [], lead: sla.escalation.warnBefore[referral.priority] ?? 0)
-        try db.run("""
-            INSERT \(ignoringDuplicate ? "OR IGNORE " : "")INTO referral (id, direction, case_ref, from_agency, to_agency, service, priority, province, regency, reason, status, delivery,
-                created_at, due_receive, due_respond, due_complete, updated_at, raw, next_check_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """,
+        try db.run(ignoringDuplicate ? Self.insertReferralOrIgnore : Self.insertReferralSQL,
             .text(referral.id), .text(direction), .text(referral.caseRef), .text(referral.from), .text(referral.to), .text(referral.service.rawValue),
             .text(referral.priority.rawValue), .text(referral.location.province), .text(referral.location.regency), .text(referral.reason),
             .text(status.rawValue), .text(delivery), .text(Timestamp.format(referral.createdAt)), .text(Timestamp.format(referral.dueReceive)),

@@ -309,6 +309,9 @@ private struct GroupWriter {
     }
 
     private static let envelopeColumns = "h.id, h.from_agency, h.to_agency, h.status, h.service, h.priority, h.province, h.due_receive, h.due_respond, h.due_complete"
+    // Built once: the statement cache is keyed by the SQL text, hashed on every use.
+    private static let envelopeByID = "SELECT \(envelopeColumns) FROM handoff h WHERE h.id = ?"
+    private static let envelopeOfReferralMessage = "SELECT \(envelopeColumns) FROM message m JOIN handoff h ON h.id = m.id WHERE m.id = ? AND m.kind = 'referral'"
 
     private func envelope(_ row: Row) -> Envelope {
         func date(_ index: Int) -> Date { Timestamp.parse(row[index]) ?? .distantPast }
@@ -319,7 +322,7 @@ private struct GroupWriter {
     }
 
     private func envelope(_ id: String) throws -> Envelope? {
-        try Row.fetchOne(db.cachedStatement(sql: "SELECT \(Self.envelopeColumns) FROM handoff h WHERE h.id = ?"), arguments: [id]).map(envelope)
+        try Row.fetchOne(db.cachedStatement(sql: Self.envelopeByID), arguments: [id]).map(envelope)
     }
 
     /// Appends a transition or an escalation to the feed.
@@ -456,9 +459,7 @@ private struct GroupWriter {
             // A receipted event needs nothing more; a receipted referral may move its handoff.
             let kind = index < kinds.count ? kinds[index] : nil
             if kind == .event { continue }
-            let sql = kind == .referral
-                ? "SELECT \(Self.envelopeColumns) FROM handoff h WHERE h.id = ?"
-                : "SELECT \(Self.envelopeColumns) FROM message m JOIN handoff h ON h.id = m.id WHERE m.id = ? AND m.kind = 'referral'"
+            let sql = kind == .referral ? Self.envelopeByID : Self.envelopeOfReferralMessage
             guard let handoff = try Row.fetchOne(db.cachedStatement(sql: sql), arguments: [id]).map(envelope) else { continue }
             if handoff.status == .requested, handoff.to == agency {
                 try markReceived(handoff)
