@@ -276,6 +276,12 @@ public final class RouterLoop: @unchecked Sendable {
     /// and reads what it missed from `GET /api/feed`.
     private func publish(_ events: [FeedEvent]) {
         guard let monitor else { return }
+        guard !subscriptions.isEmpty else {
+            // Nobody listens: keep no chain. The next publication on each topic says prev -1
+            // ("cannot say"), which makes a resuming subscriber re-sync (MONITOR.md §5).
+            lastOnTopic.removeAll(keepingCapacity: true)
+            return
+        }
         for event in events {
             // The event is encoded once, if anyone listens; each topic's publication wraps it.
             var body: [UInt8]?
