@@ -23,21 +23,10 @@ public final class Ledger: @unchecked Sendable {
         self.clock = clock
         self.sla = sla
         self.registry = registry
-        pool = try DurableDatabase.open(url, durability: durability, label: "rujuk.ledger", what: "ledger")
-        do {
-            try Self.migrator.migrate(pool)
-            checkpointer = try Checkpointer(url)
-        } catch let error as DatabaseError {
-            throw RujukError(.storageUnavailable, "cannot open the ledger \(url.path): \(error.message ?? "\(error.resultCode)") — the file was left as it is")
-        }
-        checkpointer.start()
+        (pool, checkpointer) = try DurableDatabase.open(url, durability: durability, label: "rujuk.ledger", what: "ledger", migrator: Self.migrator)
     }
 
     deinit { checkpointer.stop() }
-
-    public func synchronousLevel() throws -> Int {
-        try pool.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
-    }
 
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()

@@ -41,9 +41,7 @@ extension Ledger {
                 """), arguments: [stamp, limit])
             for row in rows {
                 result.examined += 1
-                var handoff = SweptHandoff(row)
-                // The notification's view of the handoff, from the row already read.
-                handoff.view = Self.view(row, now: now, body: false)
+                let handoff = SweptHandoff(row)
                 if handoff.direction == "outbound" {
                     try escalateIfDue(db, handoff, now: now, stamp: stamp, result: &result)
                 } else {
@@ -52,13 +50,6 @@ extension Ledger {
             }
         }
         return result
-    }
-
-    /// The earliest pending check, for the escalator to know when to look again.
-    public func nextCheck() throws -> Date? {
-        try pool.read { db in
-            try String.fetchOne(db, sql: "SELECT MIN(next_check_at) FROM referral WHERE next_check_at IS NOT NULL").flatMap(Timestamp.parse)
-        }
     }
 
     // MARK: - Sender
@@ -82,7 +73,7 @@ extension Ledger {
                 suggestions: registry.alternatives(service: handoff.service, province: recipientProvince, excluding: [agency, handoff.to], sender: agency),
                 at: now)
             try record(db, escalation, direction: "sent", queue: !newTargets.isEmpty, stamp: stamp)
-            try notify(db, type: "handoff.escalated", referralID: handoff.id, view: handoff.view, escalation: escalation,
+            try notify(db, type: "handoff.escalated", referralID: handoff.id, view: handoff.view(now: now), escalation: escalation,
                        dutyOfficer: policy.dutyOfficer(for: agency), stamp: stamp)
             // Level 2 is counted from when level 1 was first reached, not from each later clock.
             state = EscalationState(level: level, clock: clock, since: level == state.level ? state.since ?? now : now)
@@ -95,7 +86,7 @@ extension Ledger {
                     province: registry[agency]?.province ?? "ID-JK", due: handoff.deadlines[clock], status: handoff.status,
                     suggestions: [], at: now)
                 try record(db, escalation, direction: "sent", queue: !targets.isEmpty, stamp: stamp)
-                try notify(db, type: "handoff.escalation_resolved", referralID: handoff.id, view: handoff.view, escalation: escalation, stamp: stamp)
+                try notify(db, type: "handoff.escalation_resolved", referralID: handoff.id, view: handoff.view(now: now), escalation: escalation, stamp: stamp)
                 result.resolved += 1
             }
             state = .none
@@ -129,10 +120,10 @@ extension Ledger {
         case .none:
             break
         case .dueSoon(let clock):
-            try notify(db, type: "handoff.due_soon", referralID: handoff.id, view: handoff.view, clock: clock, due: handoff.deadlines[clock], stamp: stamp)
+            try notify(db, type: "handoff.due_soon", referralID: handoff.id, view: handoff.view(now: now), clock: clock, due: handoff.deadlines[clock], stamp: stamp)
             result.warned += 1
         case .overdue(let clock):
-            try notify(db, type: "handoff.overdue", referralID: handoff.id, view: handoff.view, clock: clock, due: handoff.deadlines[clock], stamp: stamp)
+            try notify(db, type: "handoff.overdue", referralID: handoff.id, view: handoff.view(now: now), clock: clock, due: handoff.deadlines[clock], stamp: stamp)
             result.warned += 1
         }
         told.formUnion(SLAClock.told(after: step))
@@ -176,9 +167,14 @@ private struct SweptHandoff {
     var state: EscalationState
     var targets: [String]
     var told: Set<String>
-    var view: HandoffView?
+    let row: Row
+
+    /// The notification's view of the handoff, from the row already read; built only for a
+    /// handoff that gets a notification.
+    func view(now: Date) -> HandoffView { Ledger.view(row, now: now, body: false) }
 
     init(_ row: Row) {
+        self.row = row
         func date(_ column: String) -> Date { Timestamp.parse(row[column]) ?? .distantPast }
         id = row["id"]
         direction = row["direction"]

@@ -20,22 +20,10 @@ public final class BrokerStore: @unchecked Sendable {
     /// untouched: the broker never overwrites data it cannot read.
     public init(directory: URL, durability: Durability) throws {
         url = directory.appendingPathComponent("broker.sqlite")
-        pool = try DurableDatabase.open(url, durability: durability, label: "rujuk.broker", what: "broker store")
-        do {
-            try Self.migrator.migrate(pool)
-            checkpointer = try Checkpointer(url)
-        } catch let error as DatabaseError {
-            throw RujukError(.storageUnavailable, "cannot open the broker store \(url.path): \(error.message ?? "\(error.resultCode)") — the file was left as it is")
-        }
-        checkpointer.start()
+        (pool, checkpointer) = try DurableDatabase.open(url, durability: durability, label: "rujuk.broker", what: "broker store", migrator: Self.migrator)
     }
 
     deinit { checkpointer.stop() }
-
-    /// The synchronous level of the writer connection: 2 is FULL, 1 NORMAL.
-    public func synchronousLevel() throws -> Int {
-        try pool.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
-    }
 
     /// Migrations are registered once and never edited after they ship.
     static var migrator: DatabaseMigrator {

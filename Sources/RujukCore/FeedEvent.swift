@@ -72,12 +72,6 @@ public struct FeedEvent: Codable, Sendable, Hashable {
         for target in targets ?? [] where !result.contains("agency/\(target)") { result.append("agency/\(target)") }
         return result
     }
-
-    /// Whether the event falls under `topic` (as the broker decides for `GET /api/feed`).
-    public func matches(topic: String) -> Bool {
-        if topic.isEmpty || topic == "kind/" { return true }
-        return topics.contains(topic)
-    }
 }
 
 /// One publication on the PUB socket: `[topic, body]`, where the body is the event and the

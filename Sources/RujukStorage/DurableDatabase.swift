@@ -37,8 +37,34 @@ public enum DurableDatabase {
             }
             return pool
         } catch let error as DatabaseError {
-            throw RujukError(.storageUnavailable, "cannot open the \(what) \(url.path): \(error.message ?? "\(error.resultCode)") — the file was left as it is")
+            throw failure(url, what, error)
         }
+    }
+
+    /// Opens the database, brings its schema up to date with `migrator`, and starts its
+    /// background checkpointer; what the broker's store and every ledger do to open.
+    public static func open(_ url: URL, durability: Durability, label: String, what: String, migrator: DatabaseMigrator) throws -> (pool: DatabasePool, checkpointer: Checkpointer) {
+        let pool = try open(url, durability: durability, label: label, what: what)
+        let checkpointer: Checkpointer
+        do {
+            try migrator.migrate(pool)
+            checkpointer = try Checkpointer(url)
+        } catch let error as DatabaseError {
+            throw failure(url, what, error)
+        }
+        checkpointer.start()
+        return (pool, checkpointer)
+    }
+
+    private static func failure(_ url: URL, _ what: String, _ error: DatabaseError) -> RujukError {
+        RujukError(.storageUnavailable, "cannot open the \(what) \(url.path): \(error.message ?? "\(error.resultCode)") — the file was left as it is")
+    }
+}
+
+extension DatabasePool {
+    /// The synchronous level of the writer connection: 2 is FULL, 1 NORMAL.
+    public func synchronousLevel() throws -> Int {
+        try writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
     }
 }
 

@@ -3,6 +3,7 @@ import GRDB
 import RujukAdapter
 import RujukBroker
 import RujukCore
+import RujukStorage
 import Testing
 
 @Suite(.serialized) struct EndToEndTests {
@@ -87,8 +88,8 @@ import Testing
     @Test func storesRunWithSynchronousFull() throws {
         let network = try Network()
         let police = try network.adapter("polda-kepri")
-        #expect(try network.broker.store.synchronousLevel() == 2)
-        #expect(try police.ledger.synchronousLevel() == 2)
+        #expect(try network.broker.store.pool.synchronousLevel() == 2)
+        #expect(try police.ledger.pool.synchronousLevel() == 2)
         let journal = try network.broker.store.pool.read { try String.fetchOne($0, sql: "PRAGMA journal_mode") }
         #expect(journal == "wal")
         let migrations = try network.broker.store.pool.read { try String.fetchAll($0, sql: "SELECT identifier FROM grdb_migrations") }
