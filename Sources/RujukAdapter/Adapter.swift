@@ -17,6 +17,7 @@ public final class Adapter: ServiceLifecycle.Service, @unchecked Sendable {
     let registry: AgencyRegistry
     let sla: SLAPolicy
     let clock: any RujukCore.Clock
+    let sealer: Sealer
     private let logger: Logger
     private let httpPort = Locked<Int?>(nil)
 
@@ -31,10 +32,12 @@ public final class Adapter: ServiceLifecycle.Service, @unchecked Sendable {
         self.sla = sla
         self.clock = clock
         self.logger = logger
-        ledger = try Ledger(directory: configuration.agencyDirectory, agency: configuration.agency, durability: configuration.durability, clock: clock, sla: sla, registry: registry)
+        let keys = try configuration.loadKeys()
+        sealer = try Sealer(agency: configuration.agency, keys: keys, registry: registry)
+        ledger = try Ledger(directory: configuration.agencyDirectory, agency: configuration.agency, durability: configuration.durability, clock: clock, sla: sla, registry: registry, sealer: sealer)
         token = try configuration.token ?? Self.loadOrCreateToken(in: configuration.agencyDirectory)
         let hub = self.hub
-        link = BrokerLink(configuration: configuration, ledger: ledger, context: context, logger: logger, onChange: { hub.poke() })
+        link = BrokerLink(configuration: configuration, keys: keys, ledger: ledger, context: context, logger: logger, onChange: { hub.poke() })
         link.start()
     }
 
@@ -59,19 +62,29 @@ public final class Adapter: ServiceLifecycle.Service, @unchecked Sendable {
     // MARK: - What the API does
 
     /// Validates, stamps and records a new referral; when this returns it is in the outbox.
+    ///
+    /// The personal part is sealed here for the recipient; the ledger keeps this agency's own
+    /// copy of it in the clear (until `purge`), the outbox only the sealed referral.
     public func refer(_ request: ReferralRequest) throws -> HandoffView {
         guard let me = registry[agency] else { throw RujukError(.unknownAgency, "agency '\(agency)' is not in the registry") }
         try registry.checkRoute(from: agency, to: request.to, service: request.service)
         let now = clock.now()
+        try ReferralValidation.validate(request.body)
+        if request.body.consent.date > now + 300 {
+            throw RujukError(.schemaViolation, "'body.consent.date' is in the future")
+        }
         let due = sla.deadlines(service: request.service, priority: request.priority, createdAt: now)
-        let referral = Referral(
+        var referral = Referral(
             id: request.id ?? MessageID.make(at: now), caseRef: request.caseRef, from: agency, to: request.to,
             service: request.service, priority: request.priority,
             location: request.location ?? Location(province: me.province, regency: me.regency),
             reason: request.reason, createdAt: now, dueReceive: due.receive, dueRespond: due.respond, dueComplete: due.complete,
-            body: request.body)
+            consent: ConsentClaim(request.body.consent), sealed: SealedBody(enc: "", ct: ""))
+        // What the broker will check, checked first here, so the agency system hears at once.
+        try registry.authorize(referral)
+        referral.sealed = try sealer.seal(request.body, for: referral)
         try ReferralValidation.validate(referral)
-        let view = try ledger.createReferral(referral)
+        let view = try ledger.createReferral(referral, body: request.body)
         link.outboxChanged()
         hub.poke()
         logger.info("referral queued", metadata: ["handoff.id": "\(referral.id)", "agency.to": "\(referral.to)", "service": "\(referral.service.rawValue)"])

@@ -34,8 +34,12 @@ public final class BrokerLink: @unchecked Sendable {
     private var lastSent: UInt64 = 0
     private var heartbeatMs: Int
 
-    public init(configuration: AdapterConfiguration, ledger: Ledger, context: Context, logger: Logger, onChange: @escaping @Sendable () -> Void) {
+    /// The agency's CurveZMQ key pair, with `.curve` transport.
+    private let keys: KeyFile
+
+    public init(configuration: AdapterConfiguration, keys: KeyFile, ledger: Ledger, context: Context, logger: Logger, onChange: @escaping @Sendable () -> Void) {
         self.configuration = configuration
+        self.keys = keys
         self.ledger = ledger
         self.context = context
         self.logger = logger
@@ -201,6 +205,12 @@ public final class BrokerLink: @unchecked Sendable {
             try socket.set(ZMQ_RCVHWM, Int32(0))
             try socket.set(ZMQ_RECONNECT_IVL, Int32(100))
             try socket.set(ZMQ_RECONNECT_IVL_MAX, Int32(2000))
+            if configuration.transport == .curve {
+                guard let brokerKey = configuration.brokerKey else {
+                    throw RujukError(.config, "transport is curve but no broker_key is configured")
+                }
+                try socket.makeCurveClient(serverKey: brokerKey, publicKey: keys.curvePublic, secretKey: keys.curveSecret)
+            }
             try socket.connect(configuration.broker)
             self.socket = socket
             ready = false

@@ -14,15 +14,18 @@ public final class Ledger: @unchecked Sendable {
     /// The clocks and the escalation ladder (sla.toml), and the network they name.
     let sla: SLAPolicy
     let registry: AgencyRegistry
+    /// Opens what is delivered sealed for this agency; nil only in tests of the ledger alone.
+    let sealer: Sealer?
     private let checkpointer: Checkpointer
 
     public init(directory: URL, agency: String, durability: Durability, clock: any RujukCore.Clock,
-                sla: SLAPolicy = .standard, registry: AgencyRegistry = AgencyRegistry([])) throws {
+         sla: SLAPolicy = .standard, registry: AgencyRegistry = AgencyRegistry([]), sealer: Sealer? = nil) throws {
         url = directory.appendingPathComponent("ledger.sqlite")
         self.agency = agency
         self.clock = clock
         self.sla = sla
         self.registry = registry
+        self.sealer = sealer
         (pool, checkpointer) = try DurableDatabase.open(url, durability: durability, label: "rujuk.ledger", what: "ledger", migrator: Self.migrator)
     }
 
@@ -141,6 +144,18 @@ public final class Ledger: @unchecked Sendable {
                 CREATE INDEX escalation_referral ON escalation(referral_id);
                 """)
         }
+        migrator.registerMigration("v4-sealed") { db in
+            // The personal part (subject, consent, notes) in the clear, for this agency's own
+            // eyes: as written for an outbound referral, as opened for an inbound one. `raw`
+            // holds the referral as it travels, the personal part sealed. `purge` empties
+            // both and stamps `purged_at`, keeping the envelope.
+            try db.execute(sql: """
+                ALTER TABLE referral ADD COLUMN body BLOB;
+                ALTER TABLE referral ADD COLUMN consent TEXT NOT NULL DEFAULT 'given';
+                ALTER TABLE referral ADD COLUMN purged_at TEXT;
+                CREATE INDEX referral_closed ON referral(updated_at) WHERE purged_at IS NULL AND status IN ('declined', 'completed', 'cancelled');
+                """)
+        }
         return migrator
     }
 }
@@ -218,22 +233,31 @@ extension Ledger {
     /// Records a new outbound referral and queues it for the broker, in one transaction.
     /// When this returns, the referral survives a crash of the adapter.
     /// A retried request with the same id returns the referral already stored.
-    func createReferral(_ referral: Referral) throws -> HandoffView {
+    func createReferral(_ referral: Referral, body: ReferralBody) throws -> HandoffView {
         let raw = JSONCoding.encode(referral)
+        let plain = JSONCoding.encode(body)
         let stamp = Timestamp.format(clock.now())
         try pool.write { db in
-            if let stored = try Data.fetchOne(db, sql: "SELECT raw FROM referral WHERE id = ?", arguments: [referral.id]) {
-                // A retried request: the same referral apart from the stamps the adapter added.
-                let existing = try JSONCoding.decode(Referral.self, from: [UInt8](stored), what: "ledger")
+            if let stored = try Row.fetchOne(db, sql: "SELECT raw, body FROM referral WHERE id = ?", arguments: [referral.id]) {
+                // A retried request: the same referral apart from the stamps the adapter added
+                // and the seal (sealing twice never gives the same bytes).
+                let storedRaw: Data = stored[0], storedBody: Data? = stored[1]
+                guard !storedRaw.isEmpty, let storedBody else {
+                    throw RujukError(.duplicateConflict, "referral \(referral.id) already exists, and its personal data has been purged")
+                }
+                let existing = try JSONCoding.decode(Referral.self, from: [UInt8](storedRaw), what: "ledger")
                 var retried = referral
                 retried.createdAt = existing.createdAt
                 retried.dueReceive = existing.dueReceive
                 retried.dueRespond = existing.dueRespond
                 retried.dueComplete = existing.dueComplete
-                guard retried == existing else { throw RujukError(.duplicateConflict, "referral \(referral.id) already exists with different content") }
+                retried.sealed = existing.sealed
+                guard retried == existing, [UInt8](storedBody) == plain else {
+                    throw RujukError(.duplicateConflict, "referral \(referral.id) already exists with different content")
+                }
                 return
             }
-            try insertReferral(db, referral, raw: raw, direction: "outbound", status: .requested, delivery: "queued", stamp: stamp)
+            try insertReferral(db, referral, raw: raw, body: plain, direction: "outbound", status: .requested, delivery: "queued", stamp: stamp)
             try db.cachedStatement(sql: "INSERT INTO event (id, referral_id, status, by_agency, at, recorded_at, origin) VALUES (?, ?, 'requested', ?, ?, ?, 'local')").execute(
                            arguments: [referral.id, referral.id, agency, Timestamp.format(referral.createdAt), stamp])
             try db.cachedStatement(sql: "INSERT INTO outbox (message_id, kind, referral_id, payload, created_at) VALUES (?, 'refer', ?, ?, ?)").execute(
@@ -245,8 +269,8 @@ extension Ledger {
     // Built once: the statement cache is keyed by the SQL text, hashed on every use.
     private static let insertReferralColumns = """
         INTO referral (id, direction, case_ref, from_agency, to_agency, service, priority, province, regency, reason, status, delivery,
-            created_at, due_receive, due_respond, due_complete, updated_at, raw, next_check_at)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            created_at, due_receive, due_respond, due_complete, updated_at, raw, next_check_at, body, consent)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         """
     private static let insertReferralSQL = "INSERT " + insertReferralColumns
     private static let insertReferralOrIgnore = "INSERT OR IGNORE " + insertReferralColumns
@@ -254,7 +278,7 @@ extension Ledger {
     /// Inserts a referral row; with `ignoringDuplicate`, an id already there is left alone and
     /// the answer is false.
     @discardableResult
-    private func insertReferral(_ db: Database, _ referral: Referral, raw: [UInt8], direction: String, status: HandoffStatus, delivery: String, stamp: String, ignoringDuplicate: Bool = false) throws -> Bool {
+    private func insertReferral(_ db: Database, _ referral: Referral, raw: [UInt8], body: [UInt8], direction: String, status: HandoffStatus, delivery: String, stamp: String, ignoringDuplicate: Bool = false) throws -> Bool {
         let deadlines = Deadlines(receive: referral.dueReceive, respond: referral.dueRespond, complete: referral.dueComplete)
         let nextCheck = direction == "outbound"
             ? SLAClock.senderNextCheck(status: status, deadlines: deadlines, state: .none, level2After: sla.escalation.level2After)
@@ -264,7 +288,7 @@ extension Ledger {
             .text(referral.priority.rawValue), .text(referral.location.province), .text(referral.location.regency), .text(referral.reason),
             .text(status.rawValue), .text(delivery), .text(Timestamp.format(referral.createdAt)), .text(Timestamp.format(referral.dueReceive)),
             .text(Timestamp.format(referral.dueRespond)), .text(Timestamp.format(referral.dueComplete)), .text(stamp), .blob(raw),
-            .optional(nextCheck.map(Timestamp.format)))
+            .optional(nextCheck.map(Timestamp.format)), .blob(body), .text(referral.consent.status.rawValue))
         return db.changesCount == 1
     }
 
@@ -327,7 +351,12 @@ extension Ledger {
                         let referral = try JSONCoding.decode(Referral.self, from: payload, what: "DELIVER")
                         try ReferralValidation.validate(referral)
                         guard referral.to == agency else { throw RujukError(.notParty, "referral \(referral.id) is for '\(referral.to)', not '\(agency)'") }
-                        if try insertReferral(db, referral, raw: payload, direction: "inbound", status: .received, delivery: "received", stamp: stamp, ignoringDuplicate: true) {
+                        guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM referral WHERE id = ?"), arguments: [referral.id]) != true else { break }
+                        guard let sealer else { throw RujukError(.internal, "this ledger cannot open sealed referrals") }
+                        let body = try sealer.open(referral)
+                        try ReferralValidation.validate(body)
+                        try ReferralValidation.checkAgreement(body, with: referral.consent)
+                        if try insertReferral(db, referral, raw: payload, body: JSONCoding.encode(body), direction: "inbound", status: .received, delivery: "received", stamp: stamp, ignoringDuplicate: true) {
                             try db.run("INSERT INTO event (id, referral_id, status, by_agency, at, recorded_at, origin) VALUES (?, ?, 'requested', ?, ?, ?, 'remote')",
                                        .text(referral.id), .text(referral.id), .text(referral.from), .text(Timestamp.format(referral.createdAt)), .text(stamp))
                             let now = clock.now()
@@ -456,7 +485,7 @@ extension Ledger {
     static func view(_ row: Row, now: Date, body: Bool) -> HandoffView {
         func date(_ column: String) -> Date { Timestamp.parse(row[column]) ?? .distantPast }
         let status = HandoffStatus(rawValue: row["status"]) ?? .requested
-        let raw: Data? = body ? row["raw"] : nil
+        let raw: Data? = body ? row["body"] : nil
         return HandoffView(
             id: row["id"], caseRef: row["case_ref"], from: row["from_agency"], to: row["to_agency"],
             service: Service(rawValue: row["service"]) ?? .medicalCare, priority: Priority(rawValue: row["priority"]) ?? .routine,
@@ -464,7 +493,7 @@ extension Ledger {
             createdAt: date("created_at"), dueReceive: date("due_receive"), dueRespond: date("due_respond"), dueComplete: date("due_complete"),
             updatedAt: date("updated_at"),
             overdue: Breach.at(now, status: status, dueReceive: date("due_receive"), dueRespond: date("due_respond"), dueComplete: date("due_complete")),
-            body: raw.flatMap { try? JSONCoding.decode(Referral.self, from: [UInt8]($0), what: "ledger").body },
+            body: raw.flatMap { try? JSONCoding.decode(ReferralBody.self, from: [UInt8]($0), what: "ledger") },
             direction: row["direction"], delivery: row["delivery"]
         )
     }

@@ -19,14 +19,48 @@ public final class Broker: ServiceLifecycle.Service, @unchecked Sendable {
     public let routerEndpoint: String
     /// The monitor feed's bound PUB endpoint.
     public var monitorEndpoint: String { router.monitorEndpoint }
+    /// The ZAP handler, with CURVE transport.
+    private let zap: ZAPHandler?
+    /// The registry the ZAP handler admits keys from; replaced on reload.
+    private let admitted: Locked<AgencyRegistry>
 
-    /// Opens the store and binds the ROUTER. The HTTP server starts in `run()`.
+    /// ZAP domains: the ROUTER admits every registered agency, the monitor feed only those
+    /// with the `monitor` role.
+    static let routerDomain = "rujuk"
+    static let monitorDomain = "rujuk-monitor"
+
+    /// Opens the store, starts the ZAP handler (CURVE) and binds the ROUTER. The HTTP server
+    /// starts in `run()`.
     public init(configuration: BrokerConfiguration, registry: AgencyRegistry, context: Context, clock: any RujukCore.Clock = SystemClock(), logger: Logger) throws {
         self.configuration = configuration
         self.logger = logger
-        store = try BrokerStore(directory: configuration.dataDirectory, durability: configuration.durability)
-        router = RouterLoop(configuration: configuration, registry: registry, store: store, context: context, clock: clock, logger: logger)
-        routerEndpoint = try router.start()
+        let keys = try configuration.loadKeys()
+        let admitted = Locked(registry)
+        self.admitted = admitted
+        if keys != nil {
+            let missing = registry.agencies.filter { $0.curveKey == nil }.map(\.id)
+            if !missing.isEmpty {
+                logger.warning("agencies without a curve_key cannot connect", metadata: ["agencies": "\(missing.joined(separator: ", "))"])
+            }
+            // Started before any socket is bound: a CURVE socket with ZAP_ENFORCE_DOMAIN refuses
+            // everyone while no handler answers, never admits anyone.
+            let zap = ZAPHandler(context: context) { request in
+                Self.admit(request, registry: admitted.current, logger: logger)
+            }
+            try zap.start()
+            self.zap = zap
+        } else {
+            zap = nil
+            logger.warning("transport is plaintext: no encryption and no authentication on the broker's sockets (for the demo only)")
+        }
+        do {
+            store = try BrokerStore(directory: configuration.dataDirectory, durability: configuration.durability)
+            router = RouterLoop(configuration: configuration, registry: registry, keys: keys, store: store, context: context, clock: clock, logger: logger)
+            routerEndpoint = try router.start()
+        } catch {
+            zap?.stop()
+            throw error
+        }
         api = StatusAPI(store: store, router: router, clock: clock, durability: configuration.durability, registry: registry)
         logger.info("broker listening", metadata: ["router": "\(routerEndpoint)", "store": "\(store.url.path)"])
     }
@@ -42,14 +76,42 @@ public final class Broker: ServiceLifecycle.Service, @unchecked Sendable {
             onServerRunning: { channel in port.withLock { $0 = channel.localAddress?.port } },
             logger: logger
         )
-        defer { router.stop() }
+        defer { shutdown() }
         // Application.run returns on graceful shutdown (SIGTERM/SIGINT through the ServiceGroup).
         try await app.run()
         logger.info("broker stopped")
     }
 
-    /// Stops the router thread (idempotent); for embedding without ServiceLifecycle.
+    /// Stops the router thread and the ZAP handler (idempotent); for embedding without
+    /// ServiceLifecycle.
     public func shutdown() {
         router.stop()
+        zap?.stop()
+    }
+
+    /// Applies a new registry (SIGHUP, `rujuk broker reload`): new connections are admitted by
+    /// the new keys at once, and live connections on a removed or replaced key are cut.
+    public func reload(_ registry: AgencyRegistry) {
+        admitted.withLock { $0 = registry }
+        router.reload(registry)
+    }
+
+    /// The ZAP decision: a CURVE key listed in agencies.toml, on the ROUTER; on the monitor
+    /// feed, only an agency with the `monitor` role. The User-Id is `agency key`, so that the
+    /// router can tell a connection made with a key since revoked.
+    static func admit(_ request: ZAPRequest, registry: AgencyRegistry, logger: Logger) -> String? {
+        guard let key = request.clientKey, let agency = registry.agency(curveKey: key) else {
+            logger.warning("security: connection refused, unknown key", metadata: ["peer": "\(request.address)", "domain": "\(request.domain)"])
+            return nil
+        }
+        switch request.domain {
+        case routerDomain:
+            return "\(agency.id) \(key)"
+        case monitorDomain where agency.roles.contains(.monitor):
+            return "\(agency.id) \(key)"
+        default:
+            logger.warning("security: connection refused, not allowed here", metadata: ["agency.id": "\(agency.id)", "domain": "\(request.domain)"])
+            return nil
+        }
     }
 }

@@ -13,6 +13,8 @@ public final class BrokerStore: @unchecked Sendable {
     public let pool: DatabasePool
     public let url: URL
     private let checkpointer: Checkpointer
+    /// The audit chain's newest hash; only the router thread's commits move it.
+    private(set) var auditHead: [UInt8]
 
     /// Opens (creating if needed) the store at `<directory>/broker.sqlite`.
     ///
@@ -21,7 +23,16 @@ public final class BrokerStore: @unchecked Sendable {
     public init(directory: URL, durability: Durability) throws {
         url = directory.appendingPathComponent("broker.sqlite")
         (pool, checkpointer) = try DurableDatabase.open(url, durability: durability, label: "rujuk.broker", what: "broker store", migrator: Self.migrator)
+        auditHead = try pool.read(AuditChain.head)
     }
+
+    /// Walks the audit chain (`rujuk audit verify`, `/health`'s head comes from `auditHead`).
+    public func verifyAudit() throws -> AuditChain.Report {
+        try pool.read(AuditChain.verify)
+    }
+
+    /// The audit chain's newest hash, hex.
+    public var auditHeadHex: String { AuditChain.hex(auditHead) }
 
     deinit { checkpointer.stop() }
 
@@ -119,6 +130,25 @@ public final class BrokerStore: @unchecked Sendable {
                 );
                 """)
         }
+        migrator.registerMigration("v4-consent") { db in
+            // The basis of each referral, from its envelope: 'given', or 'overridden' with the
+            // ground (emergency, child_protection). Overrides are flagged on the feed and the
+            // dashboard and counted per agency; the consent record itself is sealed.
+            try db.execute(sql: """
+                ALTER TABLE handoff ADD COLUMN consent TEXT NOT NULL DEFAULT 'given';
+                ALTER TABLE handoff ADD COLUMN consent_ground TEXT;
+                """)
+        }
+        migrator.registerMigration("v5-audit") { db in
+            // The feed is the audit log: each row chained to the one before by SHA-256
+            // (AuditChain.swift). Rows are never updated or deleted by the broker.
+            try db.execute(sql: """
+                ALTER TABLE feed ADD COLUMN prev_hash BLOB;
+                ALTER TABLE feed ADD COLUMN hash BLOB;
+                CREATE TRIGGER feed_append_only_update BEFORE UPDATE ON feed BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+                CREATE TRIGGER feed_append_only_delete BEFORE DELETE ON feed BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+                """)
+        }
         return migrator
     }
 }
@@ -161,13 +191,14 @@ extension BrokerStore {
         var outcomes: [CommitOutcome] = []
         var deliveries: [(agency: String, entry: MailboxEntry)] = []
         var feed: [FeedEvent] = []
+        var head = auditHead
         let stamp = Timestamp.format(now)
         do {
             try pool.write { db in
                 outcomes.removeAll()
                 deliveries.removeAll()
                 feed.removeAll()
-                var writer = GroupWriter(db: db, stamp: stamp, now: now)
+                var writer = GroupWriter(db: db, stamp: stamp, now: now, auditHead: auditHead)
                 for write in writes {
                     do {
                         switch write {
@@ -196,7 +227,9 @@ extension BrokerStore {
                 }
                 deliveries = writer.deliveries
                 feed = writer.feed
+                head = writer.auditHead
             }
+            auditHead = head
         } catch {
             let failure = RujukError(.storageUnavailable, "the broker could not store the message; retry later")
             outcomes = writes.map { write in
@@ -239,7 +272,7 @@ extension BrokerStore {
         return try await pool.read { db in
             // Walks the feed from `seq` by its primary key, joining each row's handoff.
             let sql = """
-                SELECT f.*, h.from_agency, h.to_agency, h.service, h.priority, h.province FROM feed f JOIN handoff h ON h.id = f.referral_id
+                SELECT f.*, h.from_agency, h.to_agency, h.service, h.priority, h.province, h.consent FROM feed f JOIN handoff h ON h.id = f.referral_id
                 WHERE f.seq > \(seq) AND \(condition) ORDER BY f.seq LIMIT \(limit)
                 """
             let events = try Row.fetchAll(db, sql: sql, arguments: bound).map(Self.feedEvent)
@@ -257,7 +290,8 @@ extension BrokerStore {
             service: Service(rawValue: row["service"]) ?? .medicalCare, priority: Priority(rawValue: row["priority"]) ?? .routine,
             province: row["province"], overdue: overdue.flatMap(Breach.init(rawValue:)), level: row["level"],
             notice: notice.flatMap(Escalation.Notice.init(rawValue:)), clock: clock.flatMap(Breach.init(rawValue:)),
-            targets: targets.map { $0.split(separator: " ").map(String.init) }, at: Timestamp.parse(row["at"]) ?? .distantPast)
+            targets: targets.map { $0.split(separator: " ").map(String.init) }, consentOverride: (row["consent"] as String?) == "overridden",
+            at: Timestamp.parse(row["at"]) ?? .distantPast)
     }
 
     /// Pending deliveries of one mailbox after `seq`, in order.
@@ -283,6 +317,8 @@ private struct GroupWriter {
     var deliveries: [(agency: String, entry: MailboxEntry)] = []
     /// Feed events recorded in this transaction, to publish once it has committed.
     var feed: [FeedEvent] = []
+    /// The audit chain's newest hash, as this transaction extends it.
+    var auditHead: [UInt8]
 
     /// What the feed and the checks need of a handoff.
     struct Envelope {
@@ -294,9 +330,10 @@ private struct GroupWriter {
         var priority: Priority
         var province: String
         var deadlines: Deadlines
+        var consentOverride: Bool
     }
 
-    private static let envelopeColumns = "h.id, h.from_agency, h.to_agency, h.status, h.service, h.priority, h.province, h.due_receive, h.due_respond, h.due_complete"
+    private static let envelopeColumns = "h.id, h.from_agency, h.to_agency, h.status, h.service, h.priority, h.province, h.due_receive, h.due_respond, h.due_complete, h.consent"
     // Built once: the statement cache is keyed by the SQL text, hashed on every use.
     private static let envelopeByID = "SELECT \(envelopeColumns) FROM handoff h WHERE h.id = ?"
     private static let envelopeOfReferralMessage = "SELECT \(envelopeColumns) FROM message m JOIN handoff h ON h.id = m.id WHERE m.id = ? AND m.kind = 'referral'"
@@ -306,7 +343,7 @@ private struct GroupWriter {
         return Envelope(
             id: row[0], from: row[1], to: row[2], status: HandoffStatus(rawValue: row[3]) ?? .requested,
             service: Service(rawValue: row[4]) ?? .medicalCare, priority: Priority(rawValue: row[5]) ?? .routine, province: row[6],
-            deadlines: Deadlines(receive: date(7), respond: date(8), complete: date(9)))
+            deadlines: Deadlines(receive: date(7), respond: date(8), complete: date(9)), consentOverride: (row[10] as String) == "overridden")
     }
 
     private func envelope(_ id: String) throws -> Envelope? {
@@ -316,17 +353,30 @@ private struct GroupWriter {
     /// Appends a transition or an escalation to the feed.
     private mutating func publish(_ kind: FeedEvent.Kind, _ handoff: Envelope, messageID: String, status: HandoffStatus, by: String, escalation: Escalation? = nil, at: Date) throws {
         let overdue = Breach.at(now, status: status, dueReceive: handoff.deadlines.receive, dueRespond: handoff.deadlines.respond, dueComplete: handoff.deadlines.complete)
+        // The writer is serialized and AUTOINCREMENT hands out max(seq) + 1: the seq is known
+        // before the insert, so the row goes in with its hash.
+        let seq = (try Int64.fetchOne(db.cachedStatement(sql: "SELECT seq FROM sqlite_sequence WHERE name = 'feed'")) ?? 0) + 1
+        let atText = Timestamp.format(at)
+        let targets = escalation?.targets.joined(separator: " ")
+        let content = AuditChain.content(
+            seq: seq, kind: kind.rawValue, referralID: handoff.id, messageID: messageID, status: status.rawValue, by: by, overdue: overdue?.rawValue,
+            level: escalation.map { Int64($0.level) }, notice: escalation?.notice.rawValue, clock: escalation?.clock.rawValue, targets: targets, at: atText,
+            from: handoff.from, to: handoff.to, service: handoff.service.rawValue, priority: handoff.priority.rawValue, province: handoff.province,
+            consent: handoff.consentOverride ? "overridden" : "given")
+        let hash = AuditChain.link(auditHead, content)
         try db.run("""
-            INSERT INTO feed (kind, referral_id, message_id, status, by_agency, overdue, level, notice, clock, targets, at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO feed (seq, kind, referral_id, message_id, status, by_agency, overdue, level, notice, clock, targets, at, prev_hash, hash)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
-            .text(kind.rawValue), .text(handoff.id), .text(messageID), .text(status.rawValue), .text(by), .optional(overdue?.rawValue),
+            .int(seq), .text(kind.rawValue), .text(handoff.id), .text(messageID), .text(status.rawValue), .text(by), .optional(overdue?.rawValue),
             escalation.map { .int(Int64($0.level)) } ?? .null, .optional(escalation?.notice.rawValue), .optional(escalation?.clock.rawValue),
-            .optional(escalation?.targets.joined(separator: " ")), .text(Timestamp.format(at)))
+            .optional(targets), .text(atText), .blob(auditHead), .blob(hash))
+        auditHead = hash
         feed.append(FeedEvent(
             seq: db.lastInsertedRowID, kind: kind, referralId: handoff.id, messageId: messageID, status: status, by: by, from: handoff.from,
             to: handoff.to, service: handoff.service, priority: handoff.priority, province: handoff.province, overdue: overdue,
-            level: escalation?.level, notice: escalation?.notice, clock: escalation?.clock, targets: escalation?.targets, at: at))
+            level: escalation?.level, notice: escalation?.notice, clock: escalation?.clock, targets: escalation?.targets,
+            consentOverride: handoff.consentOverride, at: at))
     }
 
     /// Inserts a message unless its id is known; returns false for an identical duplicate.
@@ -358,17 +408,20 @@ private struct GroupWriter {
         guard try insertMessage(id: referral.id, kind: .referral, referralID: referral.id, author: agency, payload: raw) else { return }
         let created = Timestamp.format(referral.createdAt)
         try db.run("""
-            INSERT INTO handoff (id, case_ref, from_agency, to_agency, service, priority, province, regency, status, created_at, due_receive, due_respond, due_complete, updated_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'requested', ?, ?, ?, ?, ?)
+            INSERT INTO handoff (id, case_ref, from_agency, to_agency, service, priority, province, regency, status, created_at, due_receive, due_respond, due_complete, updated_at,
+                consent, consent_ground)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'requested', ?, ?, ?, ?, ?, ?, ?)
             """,
             .text(referral.id), .text(referral.caseRef), .text(referral.from), .text(referral.to), .text(referral.service.rawValue),
             .text(referral.priority.rawValue), .text(referral.location.province), .text(referral.location.regency), .text(created),
-            .text(Timestamp.format(referral.dueReceive)), .text(Timestamp.format(referral.dueRespond)), .text(Timestamp.format(referral.dueComplete)), .text(stamp))
+            .text(Timestamp.format(referral.dueReceive)), .text(Timestamp.format(referral.dueRespond)), .text(Timestamp.format(referral.dueComplete)), .text(stamp),
+            .text(referral.consent.status.rawValue), .optional(referral.consent.ground?.rawValue))
         try db.run("INSERT INTO handoff_event (id, referral_id, status, by_agency, at, recorded_at) VALUES (?, ?, 'requested', ?, ?, ?)",
                    .text(referral.id), .text(referral.id), .text(referral.from), .text(created), .text(stamp))
         let handoff = Envelope(
             id: referral.id, from: referral.from, to: referral.to, status: .requested, service: referral.service, priority: referral.priority,
-            province: referral.location.province, deadlines: Deadlines(receive: referral.dueReceive, respond: referral.dueRespond, complete: referral.dueComplete))
+            province: referral.location.province, deadlines: Deadlines(receive: referral.dueReceive, respond: referral.dueRespond, complete: referral.dueComplete),
+            consentOverride: referral.consent.status == .overridden)
         try publish(.transition, handoff, messageID: referral.id, status: .requested, by: referral.from, at: referral.createdAt)
         try deliver(referral.id, kind: .referral, payload: raw, to: referral.to)
     }

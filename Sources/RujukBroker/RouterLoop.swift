@@ -25,7 +25,12 @@ public struct RouterSnapshot: Sendable, Codable {
 /// `stop()` and `snapshot`, which go through a lock and a `Wakeup`.
 public final class RouterLoop: @unchecked Sendable {
     private let configuration: BrokerConfiguration
-    private let registry: AgencyRegistry
+    /// The network as the router thread sees it; replaced on reload.
+    private var registry: AgencyRegistry
+    /// The broker's CurveZMQ keys; nil with plaintext transport.
+    private let keys: KeyFile?
+    /// A registry handed over by `reload`, applied by the router thread.
+    private var pendingRegistry: AgencyRegistry?
     private let store: BrokerStore
     private let clock: any RujukCore.Clock
     private let logger: Logger
@@ -51,17 +56,46 @@ public final class RouterLoop: @unchecked Sendable {
     /// The bound PUB endpoint (useful with port `*`).
     public private(set) var monitorEndpoint = ""
 
+    /// Monitor subscribers' connections by agency, to cut them when their key is revoked.
+    private var subscriberConnections: [String: Set<PeerConnection>] = [:]
+
     private struct Session {
         var routingID: [UInt8]
         var agency: String
         var credit: Int
         var lastHeard: UInt64
         var lastSent: UInt64
+        /// The authenticated connection (CURVE), so a revoked key's connection can be cut.
+        var connection: PeerConnection?
     }
 
-    public init(configuration: BrokerConfiguration, registry: AgencyRegistry, store: BrokerStore, context: Context, clock: any RujukCore.Clock, logger: Logger) {
+    /// A TCP connection libzmq accepted: its descriptor and the peer's address, which guards
+    /// against cutting a descriptor since reused for someone else.
+    struct PeerConnection: Hashable {
+        var fd: Int32
+        var peer: String
+        var key: String
+
+        init?(_ message: Multipart, key: String) {
+            guard let fd = message.sourceFD, let peer = peerAddress(ofFD: fd) else { return nil }
+            self.fd = fd
+            self.peer = peer
+            self.key = key
+        }
+
+        func drop() { dropConnection(fd: fd, peer: peer) }
+    }
+
+    /// What the ZAP handler said of a connection: `agency key` (see `Broker.zapUserID`).
+    static func identity(_ userID: String?) -> (agency: String, key: String)? {
+        guard let userID, let space = userID.firstIndex(of: " ") else { return nil }
+        return (String(userID[..<space]), String(userID[userID.index(after: space)...]))
+    }
+
+    public init(configuration: BrokerConfiguration, registry: AgencyRegistry, keys: KeyFile? = nil, store: BrokerStore, context: Context, clock: any RujukCore.Clock, logger: Logger) {
         self.configuration = configuration
         self.registry = registry
+        self.keys = keys
         self.store = store
         self.context = context
         self.clock = clock
@@ -82,11 +116,13 @@ public final class RouterLoop: @unchecked Sendable {
                 // A frame between the limit and this hard cap gets a too_large ERROR; one over
                 // the cap makes libzmq drop the connection before it is read into memory.
                 try socket.set(ZMQ_MAXMSGSIZE, int64: Int64(configuration.hardFrameLimit))
+                if let keys { try socket.makeCurveServer(secretKey: keys.curveSecret, zapDomain: Broker.routerDomain) }
                 try socket.bind(configuration.router)
                 let endpoint = try socket.lastEndpoint
                 let monitor = try Socket(context, .xpub)
                 try monitor.set(ZMQ_SNDHWM, Int32(100_000))
                 try monitor.set(ZMQ_LINGER, Int32(0))
+                if let keys { try monitor.makeCurveServer(secretKey: keys.curveSecret, zapDomain: Broker.monitorDomain) }
                 try monitor.bind(configuration.monitor)
                 self.monitor = monitor
                 monitorEndpoint = try monitor.lastEndpoint
@@ -120,6 +156,35 @@ public final class RouterLoop: @unchecked Sendable {
 
     public var snapshot: RouterSnapshot { lock.withLock { shared } }
 
+    /// Hands the router a new registry (config reload). The router thread applies it before its
+    /// next read: sessions of agencies whose key was removed or replaced are closed and their
+    /// connections cut, as are monitor subscribers' (new connections are already checked
+    /// against the new registry by the ZAP handler).
+    public func reload(_ registry: AgencyRegistry) {
+        lock.withLock { pendingRegistry = registry }
+        wakeup.notify()
+    }
+
+    private func applyReload() {
+        guard let next = lock.withLock({ () -> AgencyRegistry? in defer { pendingRegistry = nil }; return pendingRegistry }) else { return }
+        registry = next
+        for (routingID, session) in sessions {
+            guard let connection = session.connection, next[session.agency]?.curveKey != connection.key else { continue }
+            logger.warning("security: key revoked, connection dropped", metadata: ["agency.id": "\(session.agency)"])
+            closeSession(routingID, reason: "key revoked")
+            connection.drop()
+        }
+        for (agency, connections) in subscriberConnections {
+            let allowed = next[agency].map { $0.roles.contains(.monitor) } ?? false
+            for connection in connections where !allowed || next[agency]?.curveKey != connection.key {
+                logger.warning("security: monitor key revoked, subscriber dropped", metadata: ["agency.id": "\(agency)"])
+                connection.drop()
+                subscriberConnections[agency]?.remove(connection)
+            }
+        }
+        logger.info("registry reloaded", metadata: ["agencies": "\(next.agencies.count)"])
+    }
+
     // MARK: - The loop
 
     private func run(_ socket: Socket) {
@@ -129,7 +194,7 @@ public final class RouterLoop: @unchecked Sendable {
                 var targets: [PollTarget] = [.socket(socket), .fd(wakeup.fileDescriptor)]
                 if let monitor { targets.append(.socket(monitor)) }
                 let readable = try poll(targets, timeoutMilliseconds: tick)
-                if readable[1] { wakeup.drain() }
+                if readable[1] { wakeup.drain(); applyReload() }
                 if readable.count > 2, readable[2] { readSubscriptions() }
                 var batch: [Multipart] = []
                 while batch.count < configuration.maxBatch, let message = try socket.receive(dontWait: true) {
@@ -173,7 +238,7 @@ public final class RouterLoop: @unchecked Sendable {
                 continue
             }
             if case .hello(let hello) = decoded {
-                openSession(hello, userID: message.userId, routingID: routingID, socket)
+                openSession(hello, message: message, routingID: routingID, socket)
                 continue
             }
             guard let session = sessions[routingID] else {
@@ -188,7 +253,7 @@ public final class RouterLoop: @unchecked Sendable {
                         logger.warning("security: referral 'from' names another agency", metadata: ["agency.id": "\(session.agency)", "claimed": "\(referral.from)", "message.id": "\(referral.id)"])
                         throw RujukError(.identityMismatch, "'from' is '\(referral.from)' but the message came from '\(session.agency)'")
                     }
-                    try registry.checkRoute(from: referral.from, to: referral.to, service: referral.service)
+                    try registry.authorize(referral)
                     writes.append(.refer(referral, raw: raw, agency: session.agency))
                     origins.append(routingID)
                 } catch let error as RujukError {
@@ -198,10 +263,12 @@ public final class RouterLoop: @unchecked Sendable {
                 writes.append(.update(event, raw: raw, agency: session.agency))
                 origins.append(routingID)
             case .escalate(let escalation, let raw):
-                if let unknown = escalation.targets.first(where: { registry[$0] == nil }) {
-                    refuse(RujukError(.unknownAgency, "target '\(unknown)' is not in the registry"), id: escalation.id, to: routingID, socket)
+                do {
+                    try registry.authorizeEscalation(targets: escalation.targets)
+                } catch let error as RujukError {
+                    refuse(error, id: escalation.id, to: routingID, socket)
                     continue
-                }
+                } catch {}
                 writes.append(.escalate(escalation, raw: raw, agency: session.agency))
                 origins.append(routingID)
             case .receipt(let receipt):
@@ -261,6 +328,9 @@ public final class RouterLoop: @unchecked Sendable {
     private func readSubscriptions() {
         guard let monitor else { return }
         while let message = try? monitor.receive(dontWait: true) {
+            if let (agency, key) = Self.identity(message.userId), let connection = PeerConnection(message, key: key) {
+                subscriberConnections[agency, default: []].insert(connection)
+            }
             guard let frame = message.frames.first, let flag = frame.first else { continue }
             let prefix = Array(frame.dropFirst())
             if flag == 1 { subscriptions.insert(prefix) } else if flag == 0 { subscriptions.remove(prefix) }
@@ -312,14 +382,31 @@ public final class RouterLoop: @unchecked Sendable {
 
     // MARK: - Sessions
 
-    private func openSession(_ hello: Hello, userID: String?, routingID: [UInt8], _ socket: Socket) {
+    private func openSession(_ hello: Hello, message: Multipart, routingID: [UInt8], _ socket: Socket) {
         guard hello.versions.contains(1) else {
             return refuse(RujukError(.versionUnsupported, "this broker speaks RRP version 1"), id: nil, to: routingID, socket)
         }
-        let agency = userID ?? hello.agency
-        if let userID, userID != hello.agency {
-            logger.warning("security: HELLO names another agency", metadata: ["agency.id": "\(userID)", "claimed": "\(hello.agency)"])
-            return refuse(RujukError(.identityMismatch, "HELLO names '\(hello.agency)' but the connection is '\(userID)'"), id: nil, to: routingID, socket)
+        // With CURVE the agency is the one whose key the connection proved (the ZAP handler's
+        // User-Id), never what the HELLO says. Without it (plaintext, the demo) it is the HELLO.
+        var agency = hello.agency
+        var connection: PeerConnection?
+        if keys != nil {
+            guard let (authenticated, key) = Self.identity(message.userId) else {
+                return refuse(RujukError(.unauthorized, "the connection is not authenticated"), id: nil, to: routingID, socket)
+            }
+            guard registry[authenticated]?.curveKey == key else {
+                // Authenticated before a reload that revoked the key: cut it.
+                logger.warning("security: HELLO on a revoked key", metadata: ["agency.id": "\(authenticated)"])
+                refuse(RujukError(.keyUnknown, "this connection's key is no longer registered"), id: nil, to: routingID, socket)
+                PeerConnection(message, key: key)?.drop()
+                return
+            }
+            if authenticated != hello.agency {
+                logger.warning("security: HELLO names another agency", metadata: ["agency.id": "\(authenticated)", "claimed": "\(hello.agency)"])
+                return refuse(RujukError(.identityMismatch, "HELLO names '\(hello.agency)' but the connection is '\(authenticated)'"), id: nil, to: routingID, socket)
+            }
+            agency = authenticated
+            connection = PeerConnection(message, key: key)
         }
         guard registry[agency] != nil else {
             return refuse(RujukError(.unknownAgency, "agency '\(agency)' is not in the registry"), id: nil, to: routingID, socket)
@@ -328,7 +415,7 @@ public final class RouterLoop: @unchecked Sendable {
         if sessions[routingID] != nil { closeSession(routingID, reason: "new HELLO") }
         let now = monotonicMilliseconds()
         let credit = min(hello.credit, configuration.maxCredit)
-        sessions[routingID] = Session(routingID: routingID, agency: agency, credit: credit, lastHeard: now, lastSent: now)
+        sessions[routingID] = Session(routingID: routingID, agency: agency, credit: credit, lastHeard: now, lastSent: now, connection: connection)
         sessionByAgency[agency] = routingID
         mailboxes[agency, default: Mailbox()].release()
         logger.info("session opened", metadata: ["agency.id": "\(agency)", "credit": "\(credit)"])

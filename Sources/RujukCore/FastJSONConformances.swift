@@ -44,12 +44,14 @@ extension Consent: FastJSONDecodable, FastJSONEncodable {
     public init(fastJSON fields: JSONFields) throws(FastJSONMiss) {
         self.init(
             status: try fields.value("status"), scope: try fields.values("scope"), date: try fields.date("date"),
-            recordedBy: try fields.string("recorded_by"), justification: try fields.optionalString("justification"))
+            recordedBy: try fields.string("recorded_by"), ground: try fields.optionalValue("ground"),
+            justification: try fields.optionalString("justification"))
     }
 
     public func write(to writer: inout JSONWriter) {
         writer.beginObject()
         writer.field("date", date)
+        writer.field("ground", ground)
         writer.field("justification", justification)
         writer.field("recorded_by", recordedBy)
         writer.field("scope", scope)
@@ -82,13 +84,13 @@ extension Referral: FastJSONDecodable, FastJSONEncodable {
             location: try Location(fastJSON: fields.object("location")), reason: try fields.string("reason"),
             createdAt: try fields.date("created_at"), dueReceive: try fields.date("due_receive"),
             dueRespond: try fields.date("due_respond"), dueComplete: try fields.date("due_complete"),
-            body: try ReferralBody(fastJSON: fields.object("body")))
+            consent: try ConsentClaim(fastJSON: fields.object("consent")), sealed: try SealedBody(fastJSON: fields.object("sealed")))
     }
 
     public func write(to writer: inout JSONWriter) {
         writer.beginObject()
-        writer.field("body", body)
         writer.field("case_ref", caseRef)
+        writer.field("consent", consent)
         writer.field("created_at", createdAt)
         writer.field("due_complete", dueComplete)
         writer.field("due_receive", dueReceive)
@@ -98,8 +100,37 @@ extension Referral: FastJSONDecodable, FastJSONEncodable {
         writer.field("location", location)
         writer.field("priority", priority)
         writer.field("reason", reason)
+        writer.field("sealed", sealed)
         writer.field("service", service)
         writer.field("to", to)
+        writer.endObject()
+    }
+}
+
+extension ConsentClaim: FastJSONDecodable, FastJSONEncodable {
+    public init(fastJSON fields: JSONFields) throws(FastJSONMiss) {
+        self.init(status: try fields.value("status"), scope: try fields.values("scope"), ground: try fields.optionalValue("ground"))
+    }
+
+    public func write(to writer: inout JSONWriter) {
+        writer.beginObject()
+        writer.field("ground", ground)
+        writer.field("scope", scope)
+        writer.field("status", status)
+        writer.endObject()
+    }
+}
+
+extension SealedBody: FastJSONDecodable, FastJSONEncodable {
+    public init(fastJSON fields: JSONFields) throws(FastJSONMiss) {
+        self.init(suite: try fields.string("suite"), enc: try fields.string("enc"), ct: try fields.string("ct"))
+    }
+
+    public func write(to writer: inout JSONWriter) {
+        writer.beginObject()
+        writer.field("ct", ct)
+        writer.field("enc", enc)
+        writer.field("suite", suite)
         writer.endObject()
     }
 }

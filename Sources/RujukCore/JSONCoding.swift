@@ -43,6 +43,9 @@ public enum JSONCoding {
     }
 
     /// Decodes bytes, turning Foundation's errors into `schema_violation` with the field path.
+    ///
+    /// A body nested deeper than `JSONParser.maxDepth` is refused with `schema_violation`
+    /// before `Codable` reads any of it.
     public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8], what: String) throws -> T {
         // The fast path either gives the value Codable would give, or gives up; then Codable
         // decides, and its error names the field.
@@ -51,12 +54,55 @@ public enum JSONCoding {
            let value = try? fast.init(fastJSON: fields) as? T {
             return value
         }
+        // The fast parser gives up at `maxDepth`, so whatever it decoded was shallow enough and
+        // the hot path pays nothing for this check. Foundation's parser would go on to 512
+        // levels and build the whole tree first: count before it runs.
+        if isNested(bytes, deeperThan: JSONParser.maxDepth) {
+            throw RujukError(.schemaViolation, "\(what): nested deeper than \(JSONParser.maxDepth) levels")
+        }
         do {
             return try decoder().decode(T.self, from: Data(bytes))
         } catch let error as DecodingError {
             throw RujukError(.schemaViolation, "\(what): \(describe(error))")
         } catch {
             throw RujukError(.schemaViolation, "\(what): not valid JSON")
+        }
+    }
+
+    /// Whether JSON text opens more than `limit` arrays and objects inside one another, in one
+    /// pass that stops at the first one too many. Brackets inside strings do not count; an
+    /// escaped quote does not end a string. A closing bracket with nothing open is where every
+    /// parser stops, so the count stops there too.
+    static func isNested(_ bytes: [UInt8], deeperThan limit: Int) -> Bool {
+        bytes.withUnsafeBufferPointer { buffer in
+            var depth = 0
+            var inString = false
+            var escaped = false
+            for byte in buffer {
+                if inString {
+                    if escaped {
+                        escaped = false
+                    } else if byte == UInt8(ascii: "\\") {
+                        escaped = true
+                    } else if byte == UInt8(ascii: "\"") {
+                        inString = false
+                    }
+                    continue
+                }
+                switch byte {
+                case UInt8(ascii: "\""):
+                    inString = true
+                case UInt8(ascii: "["), UInt8(ascii: "{"):
+                    depth += 1
+                    if depth > limit { return true }
+                case UInt8(ascii: "]"), UInt8(ascii: "}"):
+                    depth -= 1
+                    if depth < 0 { return false }
+                default:
+                    break
+                }
+            }
+            return false
         }
     }
 

@@ -47,9 +47,10 @@ public enum RRPCodec {
 
     /// Decodes and validates frames.
     ///
-    /// The size limit is checked before any JSON is parsed. Throws `bad_frame`,
-    /// `unknown_command`, `too_large` or `schema_violation`; the error's reason never quotes a
-    /// field's value.
+    /// The size limit is checked before any JSON is parsed, and a body nested deeper than
+    /// `JSONParser.maxDepth` is refused before it is parsed in full (`JSONCoding.decode`).
+    /// Throws `bad_frame`, `unknown_command`, `too_large` or `schema_violation`; the error's
+    /// reason never quotes a field's value.
     public static func decode(_ frames: [[UInt8]], maxMessageBytes: Int = defaultMaxMessageBytes) throws -> RRPMessage {
         let total = frames.reduce(0) { $0 + $1.count }
         if total > maxMessageBytes {
@@ -129,7 +130,8 @@ public enum RRPCodec {
     public static func messageID(in frames: [[UInt8]]) -> String? {
         guard frames.count >= 3, frames[2].count <= defaultMaxMessageBytes else { return nil }
         struct OnlyID: Decodable { var id: String? }
-        let id = (try? JSONDecoder().decode(OnlyID.self, from: Data(frames[2])))?.id
+        // Through `JSONCoding.decode`, so a body refused for its nesting is not parsed here either.
+        let id = (try? JSONCoding.decode(OnlyID.self, from: frames[2], what: "id"))?.id
         return id.flatMap { MessageID.isValid($0) ? $0 : nil }
     }
 }

@@ -14,10 +14,13 @@ public struct Location: Codable, Sendable, Equatable {
 
 /// A request from one agency to another to provide a service to a person.
 ///
-/// The fields outside `body` form the envelope: the broker reads them to route, validate and
-/// track the handoff, and they hold no personal data (`caseRef` is a pseudonymous reference,
-/// `reason` a short non-identifying statement of need). Everything about the person — who they
-/// are, their consent, the notes — is in `body`, which only the recipient agency reads.
+/// What travels is an envelope and a sealed part. The envelope is what the broker reads to
+/// route, authorize, validate and track the handoff; it holds no personal data (`caseRef` is a
+/// pseudonymous reference, `reason` a short non-identifying statement of need, `consent` says
+/// only on what basis the person is referred and to which kinds of agency). Everything about the
+/// person — who they are, the consent record itself, the notes — is a `ReferralBody`, sealed by
+/// the sending adapter for the recipient agency's key (`sealed`); only the recipient's adapter
+/// can open it.
 public struct Referral: Codable, Sendable, Equatable {
     /// UUIDv7 chosen by the sender; the deduplication key everywhere.
     public var id: String
@@ -37,13 +40,15 @@ public struct Referral: Codable, Sendable, Equatable {
     public var dueRespond: Date
     /// The service must be completed by then.
     public var dueComplete: Date
-    /// The personal part: for the recipient's eyes only.
-    public var body: ReferralBody
+    /// The basis of the referral, for the broker to check; the full record is sealed.
+    public var consent: ConsentClaim
+    /// The personal part (a `ReferralBody`), for the recipient's eyes only.
+    public var sealed: SealedBody
 
     public init(
         id: String = MessageID.make(), caseRef: String, from: String, to: String, service: Service,
         priority: Priority, location: Location, reason: String, createdAt: Date,
-        dueReceive: Date, dueRespond: Date, dueComplete: Date, body: ReferralBody
+        dueReceive: Date, dueRespond: Date, dueComplete: Date, consent: ConsentClaim, sealed: SealedBody
     ) {
         self.id = id
         self.caseRef = caseRef
@@ -57,16 +62,68 @@ public struct Referral: Codable, Sendable, Equatable {
         self.dueReceive = dueReceive
         self.dueRespond = dueRespond
         self.dueComplete = dueComplete
-        self.body = body
+        self.consent = consent
+        self.sealed = sealed
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, from, to, service, priority, location, reason, body
+        case id, from, to, service, priority, location, reason, consent, sealed
         case caseRef = "case_ref"
         case createdAt = "created_at"
         case dueReceive = "due_receive"
         case dueRespond = "due_respond"
         case dueComplete = "due_complete"
+    }
+
+    /// The bytes the seal authenticates besides the plaintext (HPKE's associated data): the
+    /// envelope fields that say who the person is handed to, for what, and on what basis. A
+    /// broker or anyone on the way that changes one of them makes the recipient refuse the
+    /// referral, and the sealed part cannot be moved to another referral.
+    public var sealedAssociatedData: [UInt8] {
+        var text = "rujuk-referral/1\n\(id)\n\(caseRef)\n\(from)\n\(to)\n\(service.rawValue)\n\(priority.rawValue)\n"
+        text += "\(consent.status.rawValue)\n\(consent.ground?.rawValue ?? "")\n\(consent.scope.map(\.rawValue).sorted().joined(separator: ","))"
+        return Array(text.utf8)
+    }
+}
+
+/// The envelope's statement of the consent: what the broker needs to authorize the referral and
+/// to flag an override, and nothing about the person. It must agree with the sealed record;
+/// the recipient's adapter checks that it does.
+public struct ConsentClaim: Codable, Sendable, Equatable {
+    public var status: Consent.Status
+    /// The kinds of agency the person agreed to be referred to (for `given`).
+    public var scope: [AgencyKind]
+    /// The legal ground of an override; required when `status` is `overridden`.
+    public var ground: Consent.Ground?
+
+    public init(status: Consent.Status, scope: [AgencyKind], ground: Consent.Ground? = nil) {
+        self.status = status
+        self.scope = scope
+        self.ground = ground
+    }
+
+    public init(_ consent: Consent) {
+        self.init(status: consent.status, scope: consent.scope, ground: consent.ground)
+    }
+}
+
+/// A `ReferralBody` sealed with HPKE (RFC 9180) in auth mode, X25519 / HKDF-SHA256 /
+/// ChaCha20-Poly1305: for the recipient agency's key, authenticated by the sender agency's key,
+/// with the envelope as associated data (`Referral.sealedAssociatedData`).
+public struct SealedBody: Codable, Sendable, Equatable {
+    /// The only suite of version 1.
+    public static let suiteV1 = "hpke-auth-x25519-sha256-chacha20poly1305"
+
+    public var suite: String
+    /// The encapsulated key, base64 (32 bytes).
+    public var enc: String
+    /// The ciphertext of the body's JSON, base64.
+    public var ct: String
+
+    public init(suite: String = SealedBody.suiteV1, enc: String, ct: String) {
+        self.suite = suite
+        self.enc = enc
+        self.ct = ct
     }
 }
 
@@ -129,8 +186,17 @@ public struct Subject: Codable, Sendable, Equatable {
 public struct Consent: Codable, Sendable, Equatable {
     public enum Status: String, Codable, Sendable {
         case given
-        /// Referred without consent (an emergency, or a child-protection case); needs a justification.
+        /// Referred without consent (an emergency, or a child-protection case); needs a ground
+        /// and a justification.
         case overridden
+    }
+
+    /// The cases in which the law allows a referral without the person's consent.
+    public enum Ground: String, Codable, Sendable, CaseIterable {
+        /// Life or health in immediate danger; only on an `emergency` referral.
+        case emergency
+        /// A child at risk (UU 35/2014 on child protection); only for a subject who is a child.
+        case childProtection = "child_protection"
     }
 
     public var status: Status
@@ -139,19 +205,22 @@ public struct Consent: Codable, Sendable, Equatable {
     public var date: Date
     /// Who recorded it: an officer's id or role, not the person's name.
     public var recordedBy: String
-    /// Why consent was overridden; required when `status` is `overridden`.
+    /// The ground of an override; required when `status` is `overridden`.
+    public var ground: Ground?
+    /// Why consent was overridden, in writing; required when `status` is `overridden`.
     public var justification: String?
 
-    public init(status: Status, scope: [AgencyKind], date: Date, recordedBy: String, justification: String? = nil) {
+    public init(status: Status, scope: [AgencyKind], date: Date, recordedBy: String, ground: Ground? = nil, justification: String? = nil) {
         self.status = status
         self.scope = scope
         self.date = date
         self.recordedBy = recordedBy
+        self.ground = ground
         self.justification = justification
     }
 
     enum CodingKeys: String, CodingKey {
-        case status, scope, date, justification
+        case status, scope, date, ground, justification
         case recordedBy = "recorded_by"
     }
 }

@@ -16,13 +16,9 @@ public enum ReferralValidation {
         (char >= 97 && char <= 122) || (char >= 48 && char <= 57)
     }
 
-    /// Validates the envelope and the body; throws `schema_violation` naming the field.
+    /// Validates the envelope (the sealed part is opaque here); throws `schema_violation`
+    /// naming the field.
     public static func validate(_ referral: Referral) throws {
-        try validateEnvelope(referral)
-        try validate(referral.body)
-    }
-
-    public static func validateEnvelope(_ referral: Referral) throws {
         func fail(_ reason: String) throws -> Never { throw RujukError(.schemaViolation, reason) }
         if !MessageID.isValid(referral.id) { try fail("'id' must be a UUIDv7") }
         let caseRef = Array(referral.caseRef.utf8)
@@ -45,6 +41,38 @@ public enum ReferralValidation {
             || referral.dueComplete < referral.dueRespond {
             try fail("deadlines must satisfy created_at <= due_receive <= due_respond <= due_complete")
         }
+        let consent = referral.consent
+        switch consent.status {
+        case .given:
+            if consent.scope.isEmpty { try fail("'consent.scope' must name at least one kind of agency") }
+            if consent.ground != nil { try fail("'consent.ground' is only for an overridden consent") }
+        case .overridden:
+            guard let ground = consent.ground else { try fail("'consent.ground' is required when consent is overridden") }
+            if ground == .emergency && referral.priority != .emergency {
+                try fail("an override on the 'emergency' ground needs priority 'emergency'")
+            }
+        }
+        let sealed = referral.sealed
+        if sealed.suite != SealedBody.suiteV1 { try fail("'sealed.suite' must be '\(SealedBody.suiteV1)'") }
+        if base64Length(sealed.enc) != 32 { try fail("'sealed.enc' must be 32 bytes in base64") }
+        guard let length = base64Length(sealed.ct), length > 16 else { try fail("'sealed.ct' must be a ciphertext in base64") }
+    }
+
+    /// The number of bytes a padded standard base64 text decodes to, or nil if it is not one.
+    static func base64Length(_ text: String) -> Int? {
+        let utf8 = text.utf8
+        guard !utf8.isEmpty, utf8.count % 4 == 0 else { return nil }
+        var padding = 0
+        for (index, char) in utf8.enumerated() {
+            let isAlphabet = (char >= 65 && char <= 90) || (char >= 97 && char <= 122) || (char >= 48 && char <= 57) || char == 43 || char == 47
+            if char == 61 {
+                guard index >= utf8.count - 2 else { return nil }
+                padding += 1
+            } else if !isAlphabet || padding > 0 {
+                return nil
+            }
+        }
+        return utf8.count / 4 * 3 - padding
     }
 
     public static func validate(_ body: ReferralBody) throws {
@@ -67,14 +95,30 @@ public enum ReferralValidation {
             try fail("'body.subject.languages' must be BCP 47 tags")
         }
         let consent = body.consent
-        if consent.recordedBy.isBlank { try fail("'body.consent.recorded_by' is required") }
+        if consent.recordedBy.isBlank || consent.recordedBy.exceeds(100) { try fail("'body.consent.recorded_by' must be 1-100 characters") }
         switch consent.status {
         case .given:
             if consent.scope.isEmpty { try fail("'body.consent.scope' must name at least one kind of agency") }
+            if consent.ground != nil { try fail("'body.consent.ground' is only for an overridden consent") }
         case .overridden:
+            guard let ground = consent.ground else { try fail("'body.consent.ground' is required when consent is overridden") }
             if (consent.justification ?? "").isBlank {
                 try fail("'body.consent.justification' is required when consent is overridden")
             }
+            if ground == .childProtection && !subject.child {
+                try fail("an override on the 'child_protection' ground needs a subject who is a child")
+            }
+        }
+        if let notes = body.notes, notes.exceeds(10_000) { try fail("'body.notes' is over 10000 characters") }
+    }
+
+    /// Checks that the sealed record agrees with what the envelope claims about it: the same
+    /// status, ground and scope. The sender's adapter writes both from one record; a mismatch is
+    /// a faulty or dishonest sender, and the referral is refused (`consent_required`).
+    public static func checkAgreement(_ body: ReferralBody, with claim: ConsentClaim) throws {
+        let consent = body.consent
+        guard consent.status == claim.status, consent.ground == claim.ground, Set(consent.scope) == Set(claim.scope) else {
+            throw RujukError(.consentRequired, "the sealed consent record does not match the envelope's consent")
         }
     }
 

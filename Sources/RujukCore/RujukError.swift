@@ -21,6 +21,10 @@ public struct RujukError: Error, CustomStringConvertible, Sendable, Equatable {
             case duplicateConflict = "duplicate_conflict"
             case identityMismatch = "identity_mismatch"
             case unauthorized = "unauthorized"
+            case forbidden = "forbidden"
+            case consentRequired = "consent_required"
+            case sealInvalid = "seal_invalid"
+            case keyUnknown = "key_unknown"
             case storageUnavailable = "storage_unavailable"
             case config = "config"
             case `internal` = "internal"
@@ -57,6 +61,20 @@ public struct RujukError: Error, CustomStringConvertible, Sendable, Equatable {
         public static let identityMismatch = Code(.identityMismatch)
         /// Missing or wrong credentials.
         public static let unauthorized = Code(.unauthorized)
+        /// An authenticated agency asking for something the registry does not allow it: a
+        /// restricted service, legal aid outside an MoU, an escalation to an agency that does
+        /// not take escalations.
+        public static let forbidden = Code(.forbidden)
+        /// A referral without a consent that covers it: consent not given for the recipient's
+        /// kind of agency, an override without its ground or justification, or a sealed
+        /// record that does not match the envelope.
+        public static let consentRequired = Code(.consentRequired)
+        /// A sealed part that cannot be opened: tampered with, sealed for another key, or by a
+        /// sender other than the one named.
+        public static let sealInvalid = Code(.sealInvalid)
+        /// An agency with no key in the registry where one is needed (sealing for it, or its
+        /// connection).
+        public static let keyUnknown = Code(.keyUnknown)
         /// The store cannot accept writes now (disk full, I/O error); retry later.
         public static let storageUnavailable = Code(.storageUnavailable)
         /// A configuration file is invalid.

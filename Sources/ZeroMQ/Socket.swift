@@ -21,16 +21,23 @@ public enum SocketType: Sendable {
     }
 }
 
-/// One received multipart message: its frames, and the ZAP `User-Id` libzmq attached to it.
+/// One received multipart message: its frames, the ZAP `User-Id` libzmq attached to it, and
+/// the TCP connection it came in on.
 public struct Multipart: Sendable {
     public var frames: [[UInt8]]
     /// The identity the ZAP handler returned for the peer (`zmq_msg_gets(msg, "User-Id")`);
     /// nil when the connection is not authenticated through ZAP.
     public var userId: String?
+    /// The descriptor of the TCP connection the message was read from
+    /// (`zmq_msg_get(msg, ZMQ_SRCFD)` on the first frame); nil for other transports. Pass it to
+    /// `dropConnection(fd:peer:)` to cut that peer off. libzmq closes and reuses descriptors,
+    /// so it names the connection only while that connection lasts.
+    public var sourceFD: Int32?
 
-    public init(frames: [[UInt8]], userId: String? = nil) {
+    public init(frames: [[UInt8]], userId: String? = nil, sourceFD: Int32? = nil) {
         self.frames = frames
         self.userId = userId
+        self.sourceFD = sourceFD
     }
 }
 
@@ -174,6 +181,7 @@ public final class Socket: @unchecked Sendable {
         let socket = try raw
         var frames: [[UInt8]] = []
         var userId: String?
+        var sourceFD: Int32?
         let message = UnsafeMutablePointer<zmq_msg_t>.allocate(capacity: 1)
         defer { message.deallocate() }
         while true {
@@ -195,8 +203,12 @@ public final class Socket: @unchecked Sendable {
             if userId == nil, let property = zmq_msg_gets(message, "User-Id") {
                 userId = String(cString: property)
             }
+            if sourceFD == nil {
+                let fd = zmq_msg_get(message, ZMQ_SRCFD)
+                if fd >= 0 { sourceFD = fd }
+            }
             if zmq_msg_more(message) == 0 { break }
         }
-        return Multipart(frames: frames, userId: userId)
+        return Multipart(frames: frames, userId: userId, sourceFD: sourceFD)
     }
 }

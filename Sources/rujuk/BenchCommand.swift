@@ -16,7 +16,8 @@ struct BenchCommand: AsyncParsableCommand {
         discussion: """
             A broker and a recipient adapter (both synchronous=full unless --durability normal) \
             with their SQLite files in a temporary directory, and a sending client speaking RRP \
-            on a DEALER socket. Latency is from the client's REFER to the broker's DELIVER of the \
+            on a DEALER socket, all over CurveZMQ with keys made for the run; the referrals are \
+            sealed for the recipient beforehand, and the recipient's adapter opens each one. Latency is from the client's REFER to the broker's DELIVER of the \
             `received` event, which the broker sends only after the recipient's ledger committed \
             the referral and its RECEIPT was committed at the broker.
             """)
@@ -39,18 +40,20 @@ struct BenchCommand: AsyncParsableCommand {
         var logger = Logger(label: "bench")
         logger.logLevel = .critical
         let context = try Context()
-        let broker = try Broker(configuration: BrokerConfiguration(router: "tcp://127.0.0.1:*", monitor: "tcp://127.0.0.1:*", dataDirectory: directory.appendingPathComponent("broker"), durability: durability, maxCredit: 4096), registry: config.registry, context: context, logger: logger)
-        let recipient = try Adapter(configuration: AdapterConfiguration(agency: "rsud-embung-fatimah", broker: broker.routerEndpoint, dataDirectory: directory.appendingPathComponent("adapters"), token: "bench", durability: durability, credit: 4096), registry: config.registry, sla: .standard, context: context, logger: logger)
+        let keys = try EphemeralKeys(for: config.registry)
+        let registry = keys.apply(to: config.registry)
+        let broker = try Broker(configuration: BrokerConfiguration(router: "tcp://127.0.0.1:*", monitor: "tcp://127.0.0.1:*", dataDirectory: directory.appendingPathComponent("broker"), durability: durability, maxCredit: 4096, keys: keys.broker), registry: registry, context: context, logger: logger)
+        let recipient = try Adapter(configuration: AdapterConfiguration(agency: "rsud-embung-fatimah", broker: broker.routerEndpoint, dataDirectory: directory.appendingPathComponent("adapters"), token: "bench", durability: durability, credit: 4096, keys: keys.agencies["rsud-embung-fatimah"], brokerKey: keys.broker.curvePublic), registry: registry, sla: .standard, context: context, logger: logger)
         defer { recipient.shutdown(); broker.shutdown() }
 
-        let client = try BenchClient(context: context, endpoint: broker.routerEndpoint)
+        let client = try BenchClient(context: context, endpoint: broker.routerEndpoint, keys: keys, registry: registry)
         print("rujuk bench — \(Timestamp.format(Date())), synchronous=\(durability.rawValue), \(ProcessInfo.processInfo.activeProcessorCount) cores")
         // Warm-up, so the first connection's setup is not measured.
-        _ = try client.run(referrals: (0..<200).map { _ in BenchClient.referral() }, window: 200, interval: nil)
+        _ = try client.run(referrals: (0..<200).map { _ in try client.referral() }, window: 200, interval: nil)
 
         var rates: [Double] = []
         for run in 1...max(1, runs) {
-            let batch = (0..<count).map { _ in BenchClient.referral() }
+            let batch = try (0..<count).map { _ in try client.referral() }
             let before = broker.router.snapshot
             let cpuBefore = processCPUSeconds()
             let throughput = try client.run(referrals: batch, window: window, interval: nil)
@@ -63,7 +66,7 @@ struct BenchCommand: AsyncParsableCommand {
         }
         print(String(format: "throughput: median %.0f referrals/s over %d runs", rates.sorted()[rates.count / 2], rates.count))
 
-        let paced = (0..<(rate * seconds)).map { _ in BenchClient.referral() }
+        let paced = try (0..<(rate * seconds)).map { _ in try client.referral() }
         let latency = try client.run(referrals: paced, window: 100_000, interval: 1.0 / Double(rate))
         print(String(format: "latency at %d/s offered, send to the sender's copy of the receipt: p50 %.2f ms, p99 %.2f ms, max %.2f ms (%d referrals)",
                      rate, latency.p(0.5), latency.p(0.99), latency.p(1.0), paced.count))
@@ -89,10 +92,10 @@ struct BenchCommand: AsyncParsableCommand {
                 ids.append(id)
                 try db.run("""
                     INSERT INTO referral (id, direction, case_ref, from_agency, to_agency, service, priority, province, regency, reason, status, delivery,
-                        created_at, due_receive, due_respond, due_complete, updated_at, raw, next_check_at)
+                        created_at, due_receive, due_respond, due_complete, updated_at, raw, next_check_at, body)
                     VALUES (?, 'inbound', ?, 'polda-kepri', 'rsud-embung-fatimah', 'medical_care', 'routine', 'ID-KR', 'Batam', 'benchmark', 'received', 'received',
-                        ?, ?, ?, ?, ?, ?, ?)
-                    """, .text(id), .text("BENCH-\(index)"), .text(stamp), .text(later), .text(later), .text(later), .text(stamp), .blob([0x7B, 0x7D]), .text(later))
+                        ?, ?, ?, ?, ?, ?, ?, ?)
+                    """, .text(id), .text("BENCH-\(index)"), .text(stamp), .text(later), .text(later), .text(later), .text(stamp), .blob([0x7B, 0x7D]), .text(later), .blob([0x7B, 0x7D]))
             }
         }
         let seeded = Double(DispatchTime.now().uptimeNanoseconds - seedStart) / 1e9
@@ -148,10 +151,15 @@ final class BenchClient {
         }
     }
 
-    init(context: Context, endpoint: String) throws {
+    let sealer: Sealer
+
+    init(context: Context, endpoint: String, keys: EphemeralKeys, registry: AgencyRegistry) throws {
+        let own = keys.agencies["polda-kepri"]!
+        sealer = try Sealer(agency: "polda-kepri", keys: own, registry: registry)
         socket = try Socket(context, .dealer)
         try socket.set(ZMQ_SNDHWM, Int32(0))
         try socket.set(ZMQ_RCVHWM, Int32(0))
+        try socket.makeCurveClient(serverKey: keys.broker.curvePublic, publicKey: own.curvePublic, secretKey: own.curveSecret)
         try socket.connect(endpoint)
         try socket.send(RRPCodec.encode(.hello(Hello(agency: "polda-kepri", credit: 4096, heartbeatMs: 60_000))))
         guard let reply = try socket.receive(), case .ready = try RRPCodec.decode(reply.frames) else {
@@ -159,15 +167,19 @@ final class BenchClient {
         }
     }
 
-    static func referral() -> (id: String, bytes: [UInt8]) {
+    /// A referral as polda-kepri's adapter would send it, its personal part sealed for the recipient.
+    func referral() throws -> (id: String, bytes: [UInt8]) {
         let now = Date()
-        let referral = Referral(
+        let consent = Consent(status: .given, scope: [.health], date: now, recordedBy: "bench")
+        let body = ReferralBody(
+            subject: Subject(ageBand: "25-34", gender: "female", nationality: "ID", languages: ["id"], child: false, needs: [], name: "Bench Person", contact: "+62 000"),
+            consent: consent, notes: String(repeating: "n", count: 400))
+        var referral = Referral(
             caseRef: "BENCH-1", from: "polda-kepri", to: "rsud-embung-fatimah", service: .medicalCare, priority: .urgent,
             location: Location(province: "ID-KR", regency: "Batam"), reason: "benchmark referral", createdAt: now,
             dueReceive: now + 3600, dueRespond: now + 7200, dueComplete: now + 86400,
-            body: ReferralBody(subject: Subject(ageBand: "25-34", gender: "female", nationality: "ID", languages: ["id"], child: false, needs: [], name: "Bench Person", contact: "+62 000"),
-                               consent: Consent(status: .given, scope: [.health], date: now, recordedBy: "bench"),
-                               notes: String(repeating: "n", count: 400)))
+            consent: ConsentClaim(consent), sealed: SealedBody(enc: "", ct: ""))
+        referral.sealed = try sealer.seal(body, for: referral)
         return (referral.id, RRPCodec.encode(RRPCodec.refer(referral))[2])
     }
 

@@ -140,7 +140,8 @@ struct ReferCommand: AsyncParsableCommand {
     @Option(help: "given or overridden.") var consent: Consent.Status = .given
     @Option(help: "Agency kinds consented to (repeatable).") var consentScope: [AgencyKind] = []
     @Option(help: "Who recorded the consent (officer id or role).") var recordedBy: String?
-    @Option(help: "Why consent was overridden.") var justification: String?
+    @Option(help: "The legal ground of an override: emergency or child_protection.") var ground: Consent.Ground?
+    @Option(help: "Why consent was overridden, in writing.") var justification: String?
     @Option(help: "Notes for the recipient.") var notes: String?
 
     func run() async throws {
@@ -155,7 +156,7 @@ struct ReferCommand: AsyncParsableCommand {
                 caseRef: caseRef, to: to, service: service, priority: priority, reason: reason,
                 body: ReferralBody(
                     subject: Subject(ageBand: ageBand, gender: gender, nationality: nationality, languages: language, child: child, needs: need, name: name, contact: contact),
-                    consent: Consent(status: consent, scope: consentScope, date: Date(), recordedBy: recordedBy, justification: justification),
+                    consent: Consent(status: consent, scope: consentScope, date: Date(), recordedBy: recordedBy, ground: ground, justification: justification),
                     notes: notes))
             body = Data(JSONCoding.encode(request))
         }
@@ -169,6 +170,7 @@ extension Priority: ExpressibleByArgument {}
 extension HandoffStatus: ExpressibleByArgument {}
 extension AgencyKind: ExpressibleByArgument {}
 extension Consent.Status: ExpressibleByArgument {}
+extension Consent.Ground: ExpressibleByArgument {}
 
 struct ListOptions: ParsableArguments {
     @Option(help: "Only this status.") var status: HandoffStatus?

@@ -33,15 +33,20 @@ struct DemoCommand: AsyncParsableCommand {
         logger.logLevel = .critical
         let context = try Context()
         let clock = AcceleratedClock(factor: max(1, speed))
-        let brokerConfig = BrokerConfiguration(router: "tcp://127.0.0.1:*", monitor: "tcp://127.0.0.1:\(monitorPort == 0 ? "*" : String(monitorPort))", http: HostPort(host: "127.0.0.1", port: httpPort), dataDirectory: directory.appendingPathComponent("broker"), heartbeatMs: 500)
-        let broker = try Broker(configuration: brokerConfig, registry: config.registry, context: context, clock: clock, logger: logger)
+        // Keys made for this run, in memory: every referral's personal part is sealed for its
+        // recipient, as in a deployment. The transport is plaintext on loopback (the one place
+        // it is allowed), so that `rujuk watch` can follow the demo without a key.
+        let keys = try EphemeralKeys(for: config.registry)
+        let registry = keys.apply(to: config.registry)
+        let brokerConfig = BrokerConfiguration(router: "tcp://127.0.0.1:*", monitor: "tcp://127.0.0.1:\(monitorPort == 0 ? "*" : String(monitorPort))", http: HostPort(host: "127.0.0.1", port: httpPort), dataDirectory: directory.appendingPathComponent("broker"), heartbeatMs: 500, transport: .plaintext)
+        let broker = try Broker(configuration: brokerConfig, registry: registry, context: context, clock: clock, logger: logger)
         print("Rujuk demo — data in \(directory.path); the clock runs \(Int(clock.factor))× real time")
         print("broker: router \(broker.routerEndpoint)")
 
         var adapters: [String: Adapter] = [:]
         func start(_ agency: String) throws -> Adapter {
-            let adapterConfig = AdapterConfiguration(agency: agency, broker: broker.routerEndpoint, api: HostPort(host: "127.0.0.1", port: 0), dataDirectory: directory.appendingPathComponent("adapters"), token: "demo-\(agency)", heartbeatMs: 500, sweepInterval: 0.1)
-            let adapter = try Adapter(configuration: adapterConfig, registry: config.registry, sla: config.sla, context: context, clock: clock, logger: logger)
+            let adapterConfig = AdapterConfiguration(agency: agency, broker: broker.routerEndpoint, api: HostPort(host: "127.0.0.1", port: 0), dataDirectory: directory.appendingPathComponent("adapters"), token: "demo-\(agency)", heartbeatMs: 500, sweepInterval: 0.1, transport: .plaintext, keys: keys.agencies[agency])
+            let adapter = try Adapter(configuration: adapterConfig, registry: registry, sla: config.sla, context: context, clock: clock, logger: logger)
             adapters[agency] = adapter
             return adapter
         }

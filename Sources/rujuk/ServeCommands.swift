@@ -10,8 +10,22 @@ import ZeroMQ
 struct BrokerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "broker",
-        abstract: "Run the broker: the ROUTER for adapters and the HTTP status API.",
-        discussion: "Stops gracefully on SIGTERM or SIGINT: the group commit in progress finishes, then the sockets and the store close."
+        abstract: "Run the broker (the default), or tell a running one to reload agencies.toml.",
+        subcommands: [BrokerRunCommand.self, BrokerReloadCommand.self],
+        defaultSubcommand: BrokerRunCommand.self
+    )
+}
+
+struct BrokerRunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run the broker: the ROUTER for adapters, the monitor feed and the HTTP status API.",
+        discussion: """
+            Stops gracefully on SIGTERM or SIGINT: the group commit in progress finishes, then the \
+            sockets and the store close. On SIGHUP (or `rujuk broker reload`) it reads \
+            agencies.toml again: keys, roles, services and MoUs take effect at once, and a live \
+            connection on a key that was removed or replaced is cut. Other settings need a restart.
+            """
     )
 
     @OptionGroup var options: ConfigOptions
@@ -21,9 +35,49 @@ struct BrokerCommand: AsyncParsableCommand {
         let logger = makeLogger("rujuk.broker")
         let context = try Context()
         let broker = try Broker(configuration: config.broker, registry: config.registry, context: context, logger: logger)
-        print("rujuk broker: router \(broker.routerEndpoint), http \(config.broker.http), store \(broker.store.url.path)")
+        let pidFile = BrokerReloadCommand.pidFile(config.broker)
+        try? Data("\(getpid())\n".utf8).write(to: pidFile)
+        defer { try? FileManager.default.removeItem(at: pidFile) }
+        signal(SIGHUP, SIG_IGN)
+        let hangup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+        hangup.setEventHandler { [options] in
+            do {
+                broker.reload(try options.load().registry)
+                logger.notice("agencies.toml reloaded")
+            } catch {
+                logger.error("reload refused, the running configuration stays", metadata: ["error": "\(error)"])
+            }
+        }
+        hangup.resume()
+        defer { hangup.cancel() }
+        logger.info("audit chain head at start", metadata: ["audit.head": "\(broker.store.auditHeadHex)"])
+        print("rujuk broker: router \(broker.routerEndpoint) (\(config.broker.transport.rawValue)), monitor \(broker.monitorEndpoint), http \(config.broker.http), store \(broker.store.url.path)")
         let group = ServiceGroup(services: [broker], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()
+        logger.info("audit chain head at stop", metadata: ["audit.head": "\(broker.store.auditHeadHex)"])
+    }
+}
+
+struct BrokerReloadCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reload",
+        abstract: "Check agencies.toml, then make the running broker reload it (SIGHUP).",
+        discussion: "The broker's process id is read from <data_dir>/broker.pid, which the broker writes at start."
+    )
+
+    @OptionGroup var options: ConfigOptions
+
+    static func pidFile(_ broker: BrokerConfiguration) -> URL { broker.dataDirectory.appendingPathComponent("broker.pid") }
+
+    func run() throws {
+        // A configuration the broker would refuse is refused here first, with its message.
+        let config = try options.load()
+        let file = Self.pidFile(config.broker)
+        guard let text = try? String(contentsOf: file, encoding: .utf8), let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            throw CLIError("no running broker: \(file.path) is missing")
+        }
+        guard kill(pid, SIGHUP) == 0 else { throw CLIError("no running broker with process id \(pid) (\(file.path) is stale)") }
+        print("asked the broker (process \(pid)) to reload \(config.registry.agencies.count) agencies")
     }
 }
 

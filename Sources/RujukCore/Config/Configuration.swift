@@ -8,6 +8,15 @@ public enum Durability: String, Sendable, Codable {
     case normal
 }
 
+/// How the broker's sockets are protected.
+public enum Transport: String, Sendable, Codable {
+    /// CurveZMQ on every broker socket, with a ZAP handler admitting only the keys in
+    /// agencies.toml. The default.
+    case curve
+    /// No encryption, no authentication: for `rujuk demo` on loopback, never for a network.
+    case plaintext
+}
+
 /// A `host:port` pair for an HTTP listener.
 public struct HostPort: Sendable, Equatable, CustomStringConvertible {
     public var host: String
@@ -49,13 +58,23 @@ public struct BrokerConfiguration: Sendable {
     public var maxBatch: Int
     /// How many pending deliveries per mailbox are held in memory; the rest wait in the store. Default 2048.
     public var mailboxMemory: Int
+    /// Default `.curve`.
+    public var transport: Transport
+    /// The broker's CurveZMQ key file. Default `<data_dir>/broker.key`.
+    public var keyFile: URL?
+    /// Keys already in memory (the demo, tests); when set, `keyFile` is not read.
+    public var keys: KeyFile?
 
     public init(
         router: String = "tcp://127.0.0.1:7700", monitor: String = "tcp://127.0.0.1:7701",
         http: HostPort = HostPort(host: "127.0.0.1", port: 7780), dataDirectory: URL = URL(fileURLWithPath: "data/broker"),
         durability: Durability = .full, maxMessageBytes: Int = RRPCodec.defaultMaxMessageBytes, heartbeatMs: Int = 2000,
-        maxCredit: Int = 1000, maxBatch: Int = 4096, mailboxMemory: Int = 2048
+        maxCredit: Int = 1000, maxBatch: Int = 4096, mailboxMemory: Int = 2048,
+        transport: Transport = .curve, keyFile: URL? = nil, keys: KeyFile? = nil
     ) {
+        self.transport = transport
+        self.keyFile = keyFile
+        self.keys = keys
         self.router = router
         self.monitor = monitor
         self.http = http
@@ -72,10 +91,18 @@ public struct BrokerConfiguration: Sendable {
     /// that sends more is disconnected (ZMQ_MAXMSGSIZE) rather than answered.
     public var hardFrameLimit: Int { max(4 * maxMessageBytes, 1 << 20) }
 
+    public var resolvedKeyFile: URL { keyFile ?? dataDirectory.appendingPathComponent("broker.key") }
+
+    /// The broker's keys: `keys`, or the key file. Nil with plaintext transport.
+    public func loadKeys() throws -> KeyFile? {
+        guard transport == .curve else { return nil }
+        return try keys ?? KeyFile.load(resolvedKeyFile, owner: "broker")
+    }
+
     public static func parse(_ reader: ConfigReader?, relativeTo base: URL) throws -> BrokerConfiguration {
         var config = BrokerConfiguration()
         guard let reader else { return config }
-        try reader.allowOnly(["router", "monitor", "http", "data_dir", "synchronous", "max_message_bytes", "heartbeat_ms", "max_credit", "max_batch", "mailbox_memory"])
+        try reader.allowOnly(["router", "monitor", "http", "data_dir", "synchronous", "max_message_bytes", "heartbeat_ms", "max_credit", "max_batch", "mailbox_memory", "key_file"])
         config.router = try reader.string("router") ?? config.router
         config.monitor = try reader.string("monitor") ?? config.monitor
         if let http = try reader.string("http") {
@@ -83,6 +110,7 @@ public struct BrokerConfiguration: Sendable {
             config.http = parsed
         }
         if let dir = try reader.string("data_dir") { config.dataDirectory = URL(fileURLWithPath: dir, relativeTo: base).standardizedFileURL }
+        if let file = try reader.string("key_file") { config.keyFile = URL(fileURLWithPath: file, relativeTo: base).standardizedFileURL }
         config.durability = try readDurability(reader) ?? config.durability
         config.maxMessageBytes = try reader.int("max_message_bytes", in: 1024...(64 << 20)) ?? config.maxMessageBytes
         config.heartbeatMs = try reader.int("heartbeat_ms", in: 100...600_000) ?? config.heartbeatMs
@@ -118,14 +146,31 @@ public struct AdapterConfiguration: Sendable {
     public var webhook: WebhookConfiguration?
     /// How often the SLA clocks are swept (escalations, warnings), in seconds. Default 1 s.
     public var sweepInterval: TimeInterval
+    /// Default `.curve`; must match the broker.
+    public var transport: Transport
+    /// The agency's key file (CurveZMQ and sealing keys). Default `<data_dir>/<agency>/agency.key`.
+    public var keyFile: URL?
+    /// Keys already in memory (the demo, tests); when set, `keyFile` is not read.
+    public var keys: KeyFile?
+    /// The broker's CurveZMQ public key (Z85); required with `.curve`.
+    public var brokerKey: String?
+    /// How long the personal data of a closed handoff is kept before `rujuk purge` removes it.
+    /// Default 730 days.
+    public var retention: TimeInterval
 
     public init(
         agency: String, broker: String = "tcp://127.0.0.1:7700", api: HostPort = HostPort(host: "127.0.0.1", port: 7790),
         dataDirectory: URL = URL(fileURLWithPath: "data/adapters"), token: String? = nil, durability: Durability = .full,
         credit: Int = 256, sendWindow: Int = 1024, heartbeatMs: Int = 2000, webhook: WebhookConfiguration? = nil,
-        sweepInterval: TimeInterval = 1
+        sweepInterval: TimeInterval = 1, transport: Transport = .curve, keyFile: URL? = nil, keys: KeyFile? = nil,
+        brokerKey: String? = nil, retention: TimeInterval = 730 * 86400
     ) {
         self.sweepInterval = sweepInterval
+        self.transport = transport
+        self.keyFile = keyFile
+        self.keys = keys
+        self.brokerKey = brokerKey
+        self.retention = retention
         self.agency = agency
         self.broker = broker
         self.api = api
@@ -141,10 +186,29 @@ public struct AdapterConfiguration: Sendable {
     /// The adapter's own folder: `<data_dir>/<agency>`.
     public var agencyDirectory: URL { dataDirectory.appendingPathComponent(agency, isDirectory: true) }
 
+    public var resolvedKeyFile: URL { keyFile ?? agencyDirectory.appendingPathComponent("agency.key") }
+
+    /// The agency's keys: `keys`, or the key file.
+    public func loadKeys() throws -> KeyFile {
+        try keys ?? KeyFile.load(resolvedKeyFile, owner: agency)
+    }
+
     public static func parse(_ reader: ConfigReader?, agency: String, relativeTo base: URL) throws -> AdapterConfiguration {
         var config = AdapterConfiguration(agency: agency)
         guard let reader else { return config }
-        try reader.allowOnly(["broker", "api", "data_dir", "token", "synchronous", "credit", "send_window", "heartbeat_ms", "webhook", "sweep_interval"])
+        try reader.allowOnly(["broker", "api", "data_dir", "token", "synchronous", "credit", "send_window", "heartbeat_ms", "webhook", "sweep_interval",
+                              "key_file", "broker_key", "retention"])
+        if let file = try reader.string("key_file") {
+            config.keyFile = URL(fileURLWithPath: file.replacingOccurrences(of: "{agency}", with: agency), relativeTo: base).standardizedFileURL
+        }
+        if let key = try reader.string("broker_key") {
+            guard KeyText.isZ85Key(key) else { throw reader.error("broker_key", "must be the broker's CurveZMQ public key: 40 Z85 characters") }
+            config.brokerKey = key
+        }
+        if let retention = try reader.duration("retention") {
+            guard retention >= 86400 else { throw reader.error("retention", "must be at least 1d") }
+            config.retention = retention
+        }
         if let interval = try reader.duration("sweep_interval") {
             guard interval >= 0.01, interval <= 3600 else { throw reader.error("sweep_interval", "must be between 10ms and 1h") }
             config.sweepInterval = interval
@@ -204,11 +268,17 @@ public struct RujukConfiguration: Sendable {
     public var registry: AgencyRegistry
     public var sla: SLAPolicy
     public var baseDirectory: URL
+    /// `transport` (top level): how the broker's sockets are protected, for it and every adapter.
+    public var transport: Transport
 
     /// Loads rujuk.toml and the agencies.toml and sla.toml it names (by default, beside it).
     public static func load(_ url: URL) throws -> RujukConfiguration {
         let reader = try ConfigReader.load(url)
-        try reader.allowOnly(["broker", "adapter", "agencies", "sla"])
+        try reader.allowOnly(["broker", "adapter", "agencies", "sla", "transport"])
+        let transportName = try reader.string("transport") ?? Transport.curve.rawValue
+        guard let transport = Transport(rawValue: transportName) else {
+            throw reader.error("transport", "must be \"curve\" or \"plaintext\"")
+        }
         let base = url.deletingLastPathComponent()
         // Relative data directories are taken from the working directory, as operators expect;
         // the agencies and SLA files are found beside rujuk.toml.
@@ -218,12 +288,15 @@ public struct RujukConfiguration: Sendable {
         let registry = try AgencyRegistry.load(agencies)
         let policy = FileManager.default.fileExists(atPath: sla.path) ? try SLAPolicy.load(sla) : .standard
         try policy.escalation.validate(against: registry)
+        var broker = try BrokerConfiguration.parse(try reader.table("broker"), relativeTo: cwd)
+        broker.transport = transport
         return RujukConfiguration(
-            broker: try BrokerConfiguration.parse(try reader.table("broker"), relativeTo: cwd),
+            broker: broker,
             adapterTable: try reader.table("adapter"),
             registry: registry,
             sla: policy,
-            baseDirectory: cwd
+            baseDirectory: cwd,
+            transport: transport
         )
     }
 
@@ -231,6 +304,11 @@ public struct RujukConfiguration: Sendable {
         guard registry[agency] != nil else {
             throw ConfigError(file: "agencies.toml", line: 0, message: "agency '\(agency)' is not in the registry")
         }
-        return try AdapterConfiguration.parse(adapterTable, agency: agency, relativeTo: baseDirectory)
+        var config = try AdapterConfiguration.parse(adapterTable, agency: agency, relativeTo: baseDirectory)
+        config.transport = transport
+        if transport == .curve && config.brokerKey == nil {
+            throw ConfigError(file: adapterTable?.file ?? "rujuk.toml", line: 0, message: "'adapter.broker_key' is required with transport = \"curve\": the broker's public key, as `rujuk keygen --broker` prints it")
+        }
+        return config
     }
 }

@@ -22,6 +22,8 @@ public struct EscalationPolicy: Sendable, Equatable {
     public var agencies: [String: AgencyLadder]
     /// Every agency id the file names, with where, so `validate` can point at the line.
     var references: [(id: String, error: ConfigError)] = []
+    /// The ids named as escalation targets, each with the error to give if it may not take them.
+    var targets: [(id: String, error: ConfigError)] = []
 
     public struct AgencyLadder: Sendable, Equatable {
         /// Who inside the sending agency answers for stuck handoffs, e.g. "Piket SPKT"; shown to
@@ -80,6 +82,7 @@ public struct EscalationPolicy: Sendable, Equatable {
     /// Checks that every agency the ladder names is in the registry.
     public func validate(against registry: AgencyRegistry) throws {
         for (id, error) in references where registry[id] == nil { throw error }
+        for (id, error) in targets where registry[id]?.roles.contains(.escalations) != true { throw error }
     }
 
     /// Reads `[escalation]` (absent: the defaults above, with no provincial task forces).
@@ -89,7 +92,10 @@ public struct EscalationPolicy: Sendable, Equatable {
         try reader.allowOnly(["level2_after", "warn_before", "national", "witness", "witness_services", "province", "agency"])
         func ids(_ table: ConfigReader, _ key: String) throws -> [String]? {
             guard let list = try table.strings(key) else { return nil }
-            for id in list { policy.references.append((id, table.error(key, "'\(id)' is not in the registry"))) }
+            for id in list {
+                policy.references.append((id, table.error(key, "'\(id)' is not in the registry")))
+                policy.targets.append((id, table.error(key, "'\(id)' does not take escalations: give it roles = [\"escalations\"] in agencies.toml")))
+            }
             return list
         }
         if let interval = try reader.duration("level2_after") {
