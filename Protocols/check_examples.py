@@ -92,9 +92,22 @@ def rule_deadlines_in_order(referral):
         return "deadlines must satisfy created_at <= due_receive <= due_respond <= due_complete"
 
 
+def rule_child_protection_needs_a_child(body):
+    consent = body.get("consent", {})
+    if consent.get("ground") == "child_protection" and body.get("subject", {}).get("child") is not True:
+        return "an override on the 'child_protection' ground needs a subject who is a child"
+
+
+def rule_base64_sizes(referral):
+    sealed = referral["sealed"]
+    if len(sealed["enc"]) != 44:
+        return "'sealed.enc' must be 32 bytes in base64"
+
+
 # Rules the codec enforces that JSON Schema cannot express, by schema.
 CODEC_ONLY_RULES = {
-    "referral": [rule_from_differs_from_to, rule_deadlines_in_order],
+    "referral": [rule_from_differs_from_to, rule_deadlines_in_order, rule_base64_sizes],
+    "sealed-body": [rule_child_protection_needs_a_child],
 }
 
 
@@ -216,9 +229,33 @@ def check(checker, path):
     return True, why
 
 
+def check_sealed(checker, path):
+    """Returns (ok, message) for one example of the sealed part (examples/sealed/)."""
+    example = json.loads(path.read_text(encoding="utf-8"))
+    expect = example.get("expect")
+    if not isinstance(example.get("description"), str) or not isinstance(example.get("body"), dict):
+        return False, "needs a 'description' string and a 'body' object"
+    valid = path.parent.name == "valid"
+    if valid != (expect == "ok"):
+        return False, f"a {path.parent.name} example cannot expect {expect!r}"
+    try:
+        checker.body("sealed-body", encode(example["body"]), "sealed part")
+        verdict, why = "ok", "validates"
+    except Refused as refused:
+        verdict, why = refused.code, refused.why
+    if verdict != expect:
+        return False, f"expected {expect}, got {verdict} ({why})"
+    return True, why
+
+
 def main():
     verbose = "-v" in sys.argv[1:]
     checker = Checker()
+    for path in sorted((HERE / "examples" / "sealed").glob("*/*.json")):
+        ok, message = check_sealed(checker, path)
+        print(f"{'ok   ' if ok else 'FAIL '} sealed/{path.parent.name}/{path.name}: {message}") if (verbose or not ok) else None
+        if not ok:
+            return 1
     files = sorted((HERE / "examples").glob("*/*.json"))
     if not any(f.parent.name == "valid" for f in files) or not any(f.parent.name == "invalid" for f in files):
         sys.exit("Protocols/examples needs both valid/ and invalid/ examples")

@@ -70,9 +70,6 @@ public final class Adapter: ServiceLifecycle.Service, @unchecked Sendable {
         try registry.checkRoute(from: agency, to: request.to, service: request.service)
         let now = clock.now()
         try ReferralValidation.validate(request.body)
-        if request.body.consent.date > now + 300 {
-            throw RujukError(.schemaViolation, "'body.consent.date' is in the future")
-        }
         let due = sla.deadlines(service: request.service, priority: request.priority, createdAt: now)
         var referral = Referral(
             id: request.id ?? MessageID.make(at: now), caseRef: request.caseRef, from: agency, to: request.to,

@@ -73,7 +73,7 @@ struct Dashboard: Sendable {
                     <tr class="overdue level\(row.level)"><td><a href="/dashboard/handoffs/\(escape(row.id))">\(escape(String(row.id.suffix(12))))</a></td>\
                     <td>\(agencyCell(row.from))</td><td>\(agencyCell(row.to))</td><td>\(escape(row.service))</td><td>\(escape(row.priority))</td>\
                     <td>\(escape(row.status))</td><td>\(row.breach.rawValue)</td><td>\(Duration.format(row.lateBy))</td>\
-                    <td>\(row.level == 0 ? "—" : "level \(row.level)")</td></tr>
+                    <td>\(row.level == 0 ? "—" : "level \(row.level)")\(row.override ? " <span class=\"override\" title=\"referred without consent\">consent overridden</span>" : "")</td></tr>
                     """
             }
             out += "</tbody></table>"
@@ -86,6 +86,15 @@ struct Dashboard: Sendable {
             out += "<tr><td>\(agencyCell(agency)) <small>\(escape(name(agency)))</small></td><td>\(counts.sent)</td><td>\(counts.toServe)</td><td class=\"\(counts.overdue > 0 ? "bad" : "")\">\(counts.overdue)</td></tr>"
         }
         if data.open.isEmpty { out += "<tr><td colspan=\"4\" class=\"empty\">No open handoffs.</td></tr>" }
+        out += "</tbody></table></section>"
+
+        out += "<section><h2>Consent overrides by sending agency</h2><p class=\"meta\">Referrals made without the person's consent, on the emergency or child-protection ground the law allows. Each is flagged on the monitor feed; the justification is sealed for the recipient and not shown here.</p>"
+        out += "<table id=\"overrides\"><thead><tr><th>Agency</th><th>Last 30 days</th><th>Emergency</th><th>Child protection</th><th>All time</th></tr></thead><tbody>"
+        for agency in data.overrides.keys.sorted() {
+            let counts = data.overrides[agency]!
+            out += "<tr><td>\(agencyCell(agency))</td><td>\(counts.last30)</td><td>\(counts.emergency)</td><td>\(counts.childProtection)</td><td>\(counts.total)</td></tr>"
+        }
+        if data.overrides.isEmpty { out += "<tr><td colspan=\"5\" class=\"empty\">No overrides.</td></tr>" }
         out += "</tbody></table></section>"
 
         out += "<section><h2>SLA compliance of recipients</h2><p class=\"meta\">Share of referrals received (stored by the recipient's adapter) and answered (accepted or declined) before their deadline, and the median time to answer, for referrals created in the last 7 and 30 days. Referrals still within their deadline are not counted yet.</p>"
@@ -151,6 +160,7 @@ struct Dashboard: Sendable {
         .agency { font-family: ui-monospace, monospace } .bad { color: #b3261e; font-weight: 600 }
         tr.level1 td:last-child { color: #b86e00; font-weight: 600 } tr.level2 td:last-child { color: #b3261e; font-weight: 700 }
         svg.bar { vertical-align: middle } .track { fill: #e6e9ee } .good { fill: #2e7d32 } .fair { fill: #c98a00 } .bad rect, rect.bad { fill: #b3261e }
+        .override { background: #fde7e9; color: #8c1d18; border-radius: 3px; padding: 0 4px; font-size: 85%; font-weight: 600 }
         </style></head><body>
         \(body)
         </body></html>
@@ -179,16 +189,19 @@ private func escape(_ text: String) -> String {
 /// What the dashboard shows, read in one transaction.
 struct DashboardData {
     struct Open { var sent = 0; var toServe = 0; var overdue = 0 }
-    struct Overdue { var id: String; var from: String; var to: String; var service: String; var priority: String; var status: String; var breach: Breach; var lateBy: TimeInterval; var level: Int }
+    struct Overdue { var id: String; var from: String; var to: String; var service: String; var priority: String; var status: String; var breach: Breach; var lateBy: TimeInterval; var level: Int; var override: Bool }
+    struct Overrides { var total = 0; var last30 = 0; var emergency = 0; var childProtection = 0 }
     struct Compliance { var total: Int; var receivedShare: Double?; var answeredShare: Double?; var medianAnswer: TimeInterval? }
 
     var open: [String: Open] = [:]
     var overdue: [Overdue] = []
+    /// Consent overrides per sending agency.
+    var overrides: [String: Overrides] = [:]
     var compliance7: [String: Compliance] = [:]
     var compliance30: [String: Compliance] = [:]
 
     init(_ db: Database, now: Date) throws {
-        for row in try Row.fetchAll(db, sql: "SELECT from_agency, to_agency, status, due_receive, due_respond, due_complete, escalation_level, id, service, priority FROM handoff WHERE status NOT IN ('declined','completed','cancelled')") {
+        for row in try Row.fetchAll(db, sql: "SELECT from_agency, to_agency, status, due_receive, due_respond, due_complete, escalation_level, id, service, priority, consent FROM handoff WHERE status NOT IN ('declined','completed','cancelled')") {
             let from: String = row[0], to: String = row[1]
             let status = HandoffStatus(rawValue: row[2]) ?? .requested
             let deadlines = Deadlines(receive: Timestamp.parse(row[3]) ?? .distantFuture, respond: Timestamp.parse(row[4]) ?? .distantFuture, complete: Timestamp.parse(row[5]) ?? .distantFuture)
@@ -197,10 +210,17 @@ struct DashboardData {
             if let breach = Breach.at(now, status: status, dueReceive: deadlines.receive, dueRespond: deadlines.respond, dueComplete: deadlines.complete) {
                 open[to, default: Open()].overdue += 1
                 overdue.append(Overdue(id: row[7], from: from, to: to, service: row[8], priority: row[9], status: status.rawValue, breach: breach,
-                                       lateBy: now.timeIntervalSince(deadlines[breach]), level: row[6]))
+                                       lateBy: now.timeIntervalSince(deadlines[breach]), level: row[6], override: (row[10] as String) == "overridden"))
             }
         }
         overdue.sort { $0.lateBy > $1.lateBy }
+        let overrideSince = Timestamp.format(now - 30 * 86400)
+        for row in try Row.fetchAll(db, sql: """
+            SELECT from_agency, COUNT(*), SUM(created_at >= ?), SUM(consent_ground = 'emergency'), SUM(consent_ground = 'child_protection')
+            FROM handoff WHERE consent = 'overridden' GROUP BY from_agency
+            """, arguments: [overrideSince]) {
+            overrides[row[0]] = Overrides(total: row[1], last30: row[2] ?? 0, emergency: row[3] ?? 0, childProtection: row[4] ?? 0)
+        }
         let since30 = Timestamp.format(now - 30 * 86400)
         let rows = try Row.fetchAll(db, sql: """
             SELECT h.to_agency, h.created_at, h.due_receive, h.due_respond,

@@ -76,22 +76,15 @@ public enum JSONCoding {
     static func isNested(_ bytes: [UInt8], deeperThan limit: Int) -> Bool {
         bytes.withUnsafeBufferPointer { buffer in
             var depth = 0
-            var inString = false
-            var escaped = false
-            for byte in buffer {
-                if inString {
-                    if escaped {
-                        escaped = false
-                    } else if byte == UInt8(ascii: "\\") {
-                        escaped = true
-                    } else if byte == UInt8(ascii: "\"") {
-                        inString = false
-                    }
-                    continue
-                }
-                switch byte {
+            var index = 0
+            while index < buffer.count {
+                switch buffer[index] {
                 case UInt8(ascii: "\""):
-                    inString = true
+                    // Skip the string to its closing quote; an escape takes the next byte with it.
+                    index += 1
+                    while index < buffer.count, buffer[index] != UInt8(ascii: "\"") {
+                        index += buffer[index] == UInt8(ascii: "\\") ? 2 : 1
+                    }
                 case UInt8(ascii: "["), UInt8(ascii: "{"):
                     depth += 1
                     if depth > limit { return true }
@@ -101,6 +94,7 @@ public enum JSONCoding {
                 default:
                     break
                 }
+                index += 1
             }
             return false
         }

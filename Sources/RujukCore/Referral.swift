@@ -76,13 +76,16 @@ public struct Referral: Codable, Sendable, Equatable {
     }
 
     /// The bytes the seal authenticates besides the plaintext (HPKE's associated data): the
-    /// envelope fields that say who the person is handed to, for what, and on what basis. A
-    /// broker or anyone on the way that changes one of them makes the recipient refuse the
-    /// referral, and the sealed part cannot be moved to another referral.
+    /// whole envelope, one field per line (Protocols/RRP.md section 9.2). A broker or anyone on
+    /// the way that changes any of it makes the recipient refuse the referral, and the sealed
+    /// part cannot be moved to another referral.
     public var sealedAssociatedData: [UInt8] {
-        var text = "rujuk-referral/1\n\(id)\n\(caseRef)\n\(from)\n\(to)\n\(service.rawValue)\n\(priority.rawValue)\n"
-        text += "\(consent.status.rawValue)\n\(consent.ground?.rawValue ?? "")\n\(consent.scope.map(\.rawValue).sorted().joined(separator: ","))"
-        return Array(text.utf8)
+        let fields: [String] = [
+            "rujuk-referral/1", id, caseRef, from, to, service.rawValue, priority.rawValue, location.province, location.regency, reason,
+            Timestamp.format(createdAt), Timestamp.format(dueReceive), Timestamp.format(dueRespond), Timestamp.format(dueComplete),
+            consent.status.rawValue, consent.ground?.rawValue ?? "", consent.scope.map(\.rawValue).sorted().joined(separator: ","),
+        ]
+        return Array(fields.joined(separator: "\n").utf8)
     }
 }
 

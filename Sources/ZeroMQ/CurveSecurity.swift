@@ -10,9 +10,12 @@ extension Socket {
     /// Makes this socket a CurveZMQ server (RFC 26) whose clients are vetted through ZAP.
     ///
     /// Sets `ZMQ_CURVE_SERVER`, `ZMQ_CURVE_SECRETKEY`, `ZMQ_ZAP_DOMAIN` and
-    /// `ZMQ_ZAP_ENFORCE_DOMAIN`. Without the last, libzmq lets every CURVE client in when no ZAP
-    /// handler is bound in the socket's context; with it, every handshake fails until a
-    /// `ZAPHandler` is started, so a server that forgot its handler is closed, not open.
+    /// `ZMQ_ZAP_ENFORCE_DOMAIN`. Without the last, libzmq lets every CURVE client in,
+    /// unidentified, when no ZAP handler is bound in the socket's context; with it, a server
+    /// that forgot its handler is closed, not open. It does not refuse such a client outright,
+    /// though: it reports `handshakeFailedNoDetail` (EFAULT) and leaves the handshake hanging
+    /// until `ZMQ_HANDSHAKE_IVL` (30 s by default) closes the connection; the client then
+    /// reconnects and tries again, and gets in once a `ZAPHandler` admits it.
     /// Call before `bind` or `connect`: options apply to connections made afterwards.
     ///
     /// - Parameters:
@@ -35,9 +38,9 @@ extension Socket {
 
     /// Makes this socket a CurveZMQ client of the server whose public key is `serverKey`.
     ///
-    /// The handshake fails (and libzmq retries at each reconnect) unless the server holds the
-    /// secret half of `serverKey` and its ZAP handler admits `publicKey`. Call before
-    /// `connect`.
+    /// The handshake fails unless the server holds the secret half of `serverKey` and its ZAP
+    /// handler admits `publicKey`. A ZAP refusal ends that `connect` for good: libzmq does not
+    /// reconnect after it (see `ZAPHandler`). Call before `connect`.
     ///
     /// - Throws: `ZMQError` with EINVAL when a key is malformed.
     public func makeCurveClient(serverKey: String, publicKey: String, secretKey: String) throws {

@@ -29,7 +29,8 @@ public struct Multipart: Sendable {
     /// nil when the connection is not authenticated through ZAP.
     public var userId: String?
     /// The descriptor of the TCP connection the message was read from
-    /// (`zmq_msg_get(msg, ZMQ_SRCFD)` on the first frame); nil for other transports. Pass it to
+    /// (`zmq_msg_get(msg, ZMQ_SRCFD)`, from the first frame that has one: the routing-id frame
+    /// a ROUTER prepends has none); nil for other transports. Pass it to
     /// `dropConnection(fd:peer:)` to cut that peer off. libzmq closes and reuses descriptors,
     /// so it names the connection only while that connection lasts.
     public var sourceFD: Int32?
@@ -82,6 +83,12 @@ public final class Socket: @unchecked Sendable {
 
     public func bind(_ endpoint: String) throws {
         guard zmq_bind(try raw, endpoint) == 0 else { throw ZMQError.last("bind \(endpoint)") }
+    }
+
+    /// Stops listening on `endpoint`. For inproc the name is free again on return, whereas
+    /// `close()` releases it only later, from libzmq's reaper thread.
+    public func unbind(_ endpoint: String) throws {
+        guard zmq_unbind(try raw, endpoint) == 0 else { throw ZMQError.last("unbind \(endpoint)") }
     }
 
     public func connect(_ endpoint: String) throws {

@@ -14,6 +14,11 @@ import Foundation
 /// `makeCurveServer` refuses every client while no handler is bound. libzmq asks again at each
 /// new connection, never for one already made: to apply a revocation to a connected peer,
 /// change what `authorize` admits, then `dropConnection(fd:peer:)`.
+///
+/// A refusal is final for the client's connection attempt: libzmq 4.3 counts it a protocol
+/// error and stops reconnecting to that endpoint (the client sees `handshakeFailedAuth` with
+/// value 400, then `disconnected`). A client admitted later must `disconnect` and `connect`
+/// again, or open a new socket.
 public final class ZAPHandler: @unchecked Sendable {
     private let context: Context
     private let mechanisms: Set<ZAPRequest.Mechanism>
@@ -65,6 +70,8 @@ public final class ZAPHandler: @unchecked Sendable {
             }
             ready.signal()
             run(socket)
+            // Unbinding first frees the endpoint before stop() returns, for a next handler.
+            try? socket.unbind(ZAP.endpoint)
             socket.close()
             finished.signal()
         }
@@ -74,8 +81,9 @@ public final class ZAPHandler: @unchecked Sendable {
         try outcome.value.get()
     }
 
-    /// Ends the thread and unbinds; waits until it has. Handshakes from then on are refused
-    /// by servers made with `makeCurveServer`.
+    /// Ends the thread and unbinds; waits until it has, so that another handler can start on
+    /// the context right away. Handshakes from then on are refused by servers made with
+    /// `makeCurveServer`.
     public func stop() {
         let running = lock.withLock {
             stopping = true

@@ -28,6 +28,8 @@ struct WatchCommand: AsyncParsableCommand {
     @Option(help: "Print the events after this feed sequence number first.") var since: Int64?
     @Option(help: "Exit after this many events (default: run until Ctrl-C).") var count: Int?
     @Flag(help: "One JSON object per line instead of text.") var json = false
+    @Option(help: "The key file of an agency with the monitor role (CurveZMQ); default: plaintext only if the configuration says transport = \"plaintext\".") var keyFile: String?
+    @Option(help: "The broker's CurveZMQ public key (default: [adapter] broker_key of the configuration).") var brokerKey: String?
     @OptionGroup var options: ConfigOptions
 
     func run() async throws {
@@ -42,6 +44,15 @@ struct WatchCommand: AsyncParsableCommand {
         let socket = try Socket(context, .sub)
         try socket.set(ZMQ_RCVHWM, Int32(100_000))
         try socket.set(ZMQ_SUBSCRIBE, bytes: Array(topic.utf8))
+        if let keyFile {
+            let keys = try KeyFile.load(URL(fileURLWithPath: keyFile))
+            guard let serverKey = brokerKey ?? (try? config?.adapterTable?.string("broker_key")) ?? nil else {
+                throw ValidationError("--broker-key is needed with --key-file (or [adapter] broker_key in the configuration)")
+            }
+            try socket.makeCurveClient(serverKey: serverKey, publicKey: keys.curvePublic, secretKey: keys.curveSecret)
+        } else if config?.transport == .curve {
+            throw ValidationError("the broker's feed needs CurveZMQ: give --key-file of an agency with the monitor role")
+        }
         try socket.connect(monitor)
         defer { socket.close() }
 

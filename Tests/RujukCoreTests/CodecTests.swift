@@ -9,13 +9,34 @@ import Testing
     static func examples() -> [URL] {
         let base = root.appendingPathComponent("Protocols/examples")
         let files = FileManager.default.enumerator(at: base, includingPropertiesForKeys: nil)?.compactMap { $0 as? URL } ?? []
+        return files.filter { $0.pathExtension == "json" && !$0.path.contains("/sealed/") }.sorted { $0.path < $1.path }
+    }
+
+    /// Examples of the sealed part (what the recipient's adapter opens): Protocols/examples/sealed.
+    static func sealedExamples() -> [URL] {
+        let base = root.appendingPathComponent("Protocols/examples/sealed")
+        let files = FileManager.default.enumerator(at: base, includingPropertiesForKeys: nil)?.compactMap { $0 as? URL } ?? []
         return files.filter { $0.pathExtension == "json" }.sorted { $0.path < $1.path }
+    }
+
+    @Test(arguments: sealedExamples())
+    func sealedPartGivesTheExpectedVerdict(_ file: URL) throws {
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: file)) as? [String: Any])
+        let expect = try #require(object["expect"] as? String)
+        let body = try JSONSerialization.data(withJSONObject: try #require(object["body"]), options: [.sortedKeys])
+        do {
+            try ReferralValidation.validate(JSONCoding.decode(ReferralBody.self, from: [UInt8](body), what: "sealed part"))
+            #expect(expect == "ok", "\(file.lastPathComponent) is valid but should fail with \(expect)")
+        } catch let error as RujukError {
+            #expect(expect == error.code.rawValue, "\(file.lastPathComponent): got \(error.code) (\(error.reason))")
+        }
     }
 
     @Test func thereAreValidAndInvalidExamples() {
         let all = Self.examples()
         #expect(all.contains { $0.path.contains("/valid/") })
         #expect(all.contains { $0.path.contains("/invalid/") })
+        #expect(Self.sealedExamples().count >= 10)
     }
 
     @Test(arguments: examples())
@@ -85,14 +106,22 @@ import Testing
 }
 
 enum Fixtures {
-    static func referral(from: String = "polda-kepri", to: String = "rsud-embung-fatimah", name: String = "Siti Contoh") -> Referral {
+    /// A referral envelope with a stand-in sealed part (well-formed base64 of the right sizes;
+    /// the core never opens it).
+    static func referral(from: String = "polda-kepri", to: String = "rsud-embung-fatimah") -> Referral {
         let now = Date(timeIntervalSince1970: 1_795_000_000)
         return Referral(
             caseRef: "KR-BTM-2026-0041", from: from, to: to, service: .medicalCare, priority: .urgent,
             location: Location(province: "ID-KR", regency: "Batam"), reason: "post-rescue medical examination",
             createdAt: now, dueReceive: now + 3600, dueRespond: now + 4 * 3600, dueComplete: now + 7 * 86400,
-            body: ReferralBody(
-                subject: Subject(ageBand: "18-24", gender: "female", nationality: "ID", languages: ["id"], child: false, needs: [], name: name),
-                consent: Consent(status: .given, scope: [.health], date: now, recordedBy: "bripka-0412")))
+            consent: ConsentClaim(status: .given, scope: [.health]),
+            sealed: SealedBody(enc: Data(repeating: 7, count: 32).base64EncodedString(), ct: Data(repeating: 9, count: 80).base64EncodedString()))
+    }
+
+    /// The personal part such a referral would carry, sealed.
+    static func body(name: String = "Siti Contoh") -> ReferralBody {
+        ReferralBody(
+            subject: Subject(ageBand: "18-24", gender: "female", nationality: "ID", languages: ["id"], child: false, needs: [], name: name),
+            consent: Consent(status: .given, scope: [.health], date: Date(timeIntervalSince1970: 1_795_000_000), recordedBy: "bripka-0412"))
     }
 }

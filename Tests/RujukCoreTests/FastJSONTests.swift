@@ -89,10 +89,17 @@ import Testing
             referral.caseRef = randomText(&random)
             referral.location.regency = randomText(&random)
             referral.createdAt = Date(timeIntervalSince1970: Double(random.next() % 4_000_000_000_000) / 1000)
-            referral.body.notes = random.next() % 2 == 0 ? nil : randomText(&random)
-            referral.body.subject.name = random.next() % 2 == 0 ? nil : randomText(&random)
-            referral.body.subject.languages = (0..<Int(random.next() % 3)).map { _ in randomText(&random) }
-            referral.body.consent.justification = random.next() % 2 == 0 ? nil : randomText(&random)
+            referral.sealed.ct = randomText(&random)
+            if random.next() % 2 == 0 { referral.consent = ConsentClaim(status: .overridden, scope: [], ground: .childProtection) }
+            var body = Fixtures.body()
+            body.notes = random.next() % 2 == 0 ? nil : randomText(&random)
+            body.subject.name = random.next() % 2 == 0 ? nil : randomText(&random)
+            body.subject.languages = (0..<Int(random.next() % 3)).map { _ in randomText(&random) }
+            body.consent.justification = random.next() % 2 == 0 ? nil : randomText(&random)
+            body.consent.ground = random.next() % 2 == 0 ? nil : .emergency
+            let plain = JSONCoding.encode(body)
+            #expect(plain == Array(try encoder.encode(body)), "\(String(decoding: plain, as: UTF8.self))")
+            #expect(try ReferralBody(fastJSON: JSONFields(parsing: plain)) == JSONCoding.decoder().decode(ReferralBody.self, from: Data(plain)))
             let fast = JSONCoding.encode(referral)
             #expect(fast == Array(try encoder.encode(referral)), "\(String(decoding: fast, as: UTF8.self))")
             // Instants travel at millisecond precision, so compare with what Codable reads back.
@@ -107,7 +114,7 @@ import Testing
         let view = HandoffView(
             id: "x", caseRef: "c", from: "a", to: "b", service: .shelter, priority: .urgent, location: Location(province: "ID-KR", regency: "Batam"),
             reason: nil, status: .received, createdAt: Date(), dueReceive: Date(), dueRespond: Date(), dueComplete: Date(), updatedAt: Date(),
-            overdue: .respond, history: [HandoffEvent(referralId: "x", by: "a", status: .requested, at: Date())], body: Fixtures.referral().body,
+            overdue: .respond, history: [HandoffEvent(referralId: "x", by: "a", status: .requested, at: Date())], body: Fixtures.body(),
             direction: "inbound", delivery: nil)
         #expect(JSONCoding.encode(view) == Array(try encoder.encode(view)))
         for error in [ProtocolError(code: .notFound, reason: "no \"such\" thing", id: "i"), ProtocolError(code: .internal, reason: "")] {
@@ -119,6 +126,8 @@ import Testing
             FeedEvent(seq: 8, kind: .escalation, referralId: "r", messageId: "e", status: .requested, by: "a", from: "a", to: "b",
                       service: .shelter, priority: .urgent, province: "ID-KR", overdue: .receive, level: 2, notice: .breach, clock: .receive,
                       targets: ["t1", "t2"], at: Date(timeIntervalSince1970: 1_795_000_000.5)),
+            FeedEvent(seq: 9, kind: .transition, referralId: "r", messageId: "m", status: .requested, by: "a", from: "a", to: "b",
+                      service: .shelter, priority: .emergency, province: "ID-KR", consentOverride: true, at: Date(timeIntervalSince1970: 1_795_000_000.5)),
         ] {
             #expect(JSONCoding.encode(event) == Array(try encoder.encode(event)))
             #expect(try FeedEvent(fastJSON: JSONFields(parsing: JSONCoding.encode(event))) == event)

@@ -14,11 +14,14 @@ final class BrokerProcess {
     let process = Process()
     let log: URL
 
-    init(config: URL, directory: URL) throws {
+    init(config: URL, directory: URL, logLevel: String? = nil) throws {
         log = directory.appendingPathComponent("broker-\(UUID().uuidString.prefix(8)).log")
         try #require(FileManager.default.createFile(atPath: log.path, contents: nil))
         process.executableURL = Self.binary
         process.arguments = ["broker", "--config", config.path]
+        if let logLevel {
+            process.environment = ProcessInfo.processInfo.environment.merging(["RUJUK_LOG_LEVEL": logLevel]) { $1 }
+        }
         let handle = try FileHandle(forWritingTo: log)
         process.standardOutput = handle
         process.standardError = handle
@@ -83,8 +86,9 @@ final class AdapterProcess {
         let config = network.directory.appendingPathComponent("rujuk.toml")
         try FileManager.default.createDirectory(at: network.directory, withIntermediateDirectories: true)
         try """
-            agencies = "\(Network.root.appendingPathComponent("Config/agencies.toml").path)"
+            agencies = "\(Network.childFiles.agencies)"
             [broker]
+            \(Network.childFiles.broker)
             router = "\(endpoint)"
             monitor = "tcp://127.0.0.1:*"
             http = "127.0.0.1:0"
@@ -185,9 +189,10 @@ final class AdapterProcess {
             """.write(to: sla, atomically: true, encoding: .utf8)
         let config = network.directory.appendingPathComponent("child.toml")
         try """
-            agencies = "\(Network.root.appendingPathComponent("Config/agencies.toml").path)"
+            agencies = "\(Network.childFiles.agencies)"
             sla = "\(sla.path)"
             [adapter]
+            \(Network.childFiles.adapter)
             broker = "\(endpoint)"
             api = "127.0.0.1:\(apiPort)"
             data_dir = "\(network.directory.appendingPathComponent("child-adapters").path)"

@@ -23,6 +23,7 @@ import ZeroMQ
         defer { subscriber.close() }
         try subscriber.set(ZMQ_RCVTIMEO, Int32(200))
         try subscriber.set(ZMQ_SUBSCRIBE, bytes: Array("agency/rsud-embung-fatimah".utf8))
+        try network.monitorKey(subscriber)
         try subscriber.connect(network.broker.monitorEndpoint)
         let police = try network.adapter("polda-kepri")
         let hospital = try network.adapter("rsud-embung-fatimah")
@@ -90,7 +91,9 @@ import ZeroMQ
         let watch = Process()
         watch.executableURL = BrokerProcess.binary
         watch.arguments = ["watch", "--agency", "polda-kepri", "--since", "0", "--count", "6", "--json",
-                           "--monitor", monitor, "--status", "http://127.0.0.1:\(httpPort)", "--config", "/nonexistent.toml"]
+                           "--monitor", monitor, "--status", "http://127.0.0.1:\(httpPort)", "--config", "/nonexistent.toml",
+                           "--key-file", Network.childFiles.keyDirectory.appendingPathComponent("gugus-tugas-batam.key").path,
+                           "--broker-key", Network.keys.broker.curvePublic]
         watch.standardOutput = try FileHandle(forWritingTo: out)
         watch.standardError = try FileHandle(forWritingTo: err)
         try watch.run()

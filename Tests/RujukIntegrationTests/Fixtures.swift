@@ -1,15 +1,30 @@
 import Foundation
+import RujukAdapter
 import RujukCore
 
 enum Fixtures {
-    static func referral(from: String = "polda-kepri", to: String = "rsud-embung-fatimah", name: String = "Siti Contoh") -> Referral {
+    /// A referral as `from`'s adapter would send it: its personal part sealed for `to` with
+    /// the test network's keys.
+    static func referral(from: String = "polda-kepri", to: String = "rsud-embung-fatimah", name: String = "Siti Contoh",
+                         service: Service = .medicalCare, consent: Consent? = nil, priority: Priority = .urgent) -> Referral {
         let now = Date(timeIntervalSince1970: 1_795_000_000)
-        return Referral(
-            caseRef: "KR-BTM-2026-0041", from: from, to: to, service: .medicalCare, priority: .urgent,
+        let consent = consent ?? Consent(status: .given, scope: [.health], date: now, recordedBy: "bripka-0412")
+        let body = ReferralBody(
+            subject: Subject(ageBand: "18-24", gender: "female", nationality: "ID", languages: ["id"], child: false, needs: [], name: name),
+            consent: consent)
+        var referral = Referral(
+            caseRef: "KR-BTM-2026-0041", from: from, to: to, service: service, priority: priority,
             location: Location(province: "ID-KR", regency: "Batam"), reason: "post-rescue medical examination",
             createdAt: now, dueReceive: now + 3600, dueRespond: now + 4 * 3600, dueComplete: now + 7 * 86400,
-            body: ReferralBody(
-                subject: Subject(ageBand: "18-24", gender: "female", nationality: "ID", languages: ["id"], child: false, needs: [], name: name),
-                consent: Consent(status: .given, scope: [.health], date: now, recordedBy: "bripka-0412")))
+            consent: ConsentClaim(consent), sealed: SealedBody(enc: "", ct: ""))
+        // To or from an agency with no keys (the tests of unknown agencies): a stand-in seal.
+        referral.sealed = (try? sealer(from).seal(body, for: referral))
+            ?? SealedBody(enc: Data(repeating: 7, count: 32).base64EncodedString(), ct: Data(repeating: 9, count: 80).base64EncodedString())
+        return referral
+    }
+
+    static func sealer(_ agency: String) throws -> Sealer {
+        guard let keys = Network.keys.agencies[agency] else { throw RujukError(.keyUnknown, "no keys for \(agency)") }
+        return try Sealer(agency: agency, keys: keys, registry: Network.registry)
     }
 }

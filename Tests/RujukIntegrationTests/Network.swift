@@ -10,9 +10,34 @@ import ZeroMQ
 /// ports picked by the kernel, real SQLite files in a temporary directory.
 final class Network: @unchecked Sendable {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static let registry = try! AgencyRegistry.load(root.appendingPathComponent("Config/agencies.toml"))
+    /// Keys for the broker and every agency of the sample network, made once per test run.
+    static let keys = try! EphemeralKeys(for: AgencyRegistry.load(root.appendingPathComponent("Config/agencies.toml")))
+    /// Config/agencies.toml with those keys in it.
+    static let registry = keys.apply(to: try! AgencyRegistry.load(root.appendingPathComponent("Config/agencies.toml")))
     /// The sample network's clocks and escalation ladder, Config/sla.toml.
     static let sla = try! SLAPolicy.load(root.appendingPathComponent("Config/sla.toml"))
+
+    /// Files for child processes (`rujuk broker`, `rujuk adapter`, `rujuk watch`) that use
+    /// the same keys: agencies.toml with every agency's public keys, each secret key file
+    /// (mode 0600), and the lines that point a configuration at them.
+    static let childFiles: (agencies: String, broker: String, adapter: String, keyDirectory: URL) = {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("rujuk-test-keys-\(ProcessInfo.processInfo.processIdentifier)")
+        try! FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        var lines: [String] = []
+        for line in try! String(contentsOf: root.appendingPathComponent("Config/agencies.toml"), encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false) {
+            lines.append(String(line))
+            if line.hasPrefix("id = \""), let keys = keys.agencies[String(line.dropFirst(6).dropLast())] {
+                lines.append("curve_key = \"\(keys.curvePublic)\"")
+                lines.append("seal_key = \"\(keys.sealPublic!)\"")
+            }
+        }
+        let agencies = directory.appendingPathComponent("agencies.toml")
+        try! lines.joined(separator: "\n").write(to: agencies, atomically: true, encoding: .utf8)
+        for (agency, file) in keys.agencies { try? file.write(to: directory.appendingPathComponent("\(agency).key")) }
+        try? keys.broker.write(to: directory.appendingPathComponent("broker.key"))
+        return (agencies.path, "key_file = \"\(directory.appendingPathComponent("broker.key").path)\"",
+                "key_file = \"\(directory.path)/{agency}.key\"\nbroker_key = \"\(keys.broker.curvePublic)\"", directory)
+    }()
 
     let directory: URL
     let context = try! Context()
@@ -31,19 +56,27 @@ final class Network: @unchecked Sendable {
         try startBroker(heartbeatMs: heartbeatMs)
     }
 
-    func startBroker(heartbeatMs: Int = 500, router: String = "tcp://127.0.0.1:*", monitor: String = "tcp://127.0.0.1:*", httpPort: Int = 0) throws {
-        let configuration = BrokerConfiguration(router: router, monitor: monitor, http: HostPort(host: "127.0.0.1", port: httpPort), dataDirectory: directory.appendingPathComponent("broker"), heartbeatMs: heartbeatMs)
-        broker = try Broker(configuration: configuration, registry: Self.registry, context: context, clock: clock, logger: logger)
+    func startBroker(heartbeatMs: Int = 500, router: String = "tcp://127.0.0.1:*", monitor: String = "tcp://127.0.0.1:*", httpPort: Int = 0, registry: AgencyRegistry? = nil) throws {
+        let configuration = BrokerConfiguration(router: router, monitor: monitor, http: HostPort(host: "127.0.0.1", port: httpPort), dataDirectory: directory.appendingPathComponent("broker"), heartbeatMs: heartbeatMs, keys: Self.keys.broker)
+        broker = try Broker(configuration: configuration, registry: registry ?? Self.registry, context: context, clock: clock, logger: logger)
     }
 
     @discardableResult
     func adapter(_ agency: String, heartbeatMs: Int = 500, endpoint: String? = nil) throws -> Adapter {
         let configuration = AdapterConfiguration(
             agency: agency, broker: endpoint ?? broker.routerEndpoint, api: HostPort(host: "127.0.0.1", port: 0),
-            dataDirectory: directory.appendingPathComponent("adapters"), token: "test-token", heartbeatMs: heartbeatMs)
+            dataDirectory: directory.appendingPathComponent("adapters"), token: "test-token", heartbeatMs: heartbeatMs,
+            keys: Self.keys.agencies[agency], brokerKey: Self.keys.broker.curvePublic)
         let adapter = try Adapter(configuration: configuration, registry: Self.registry, sla: Self.sla, context: context, clock: clock, logger: logger)
         adapters[agency] = adapter
         return adapter
+    }
+
+    /// Makes `socket` a CurveZMQ client of the broker with `agency`'s key (by default a task
+    /// force, which has the monitor role).
+    func monitorKey(_ socket: Socket, as agency: String = "gugus-tugas-batam") throws {
+        let own = Self.keys.agencies[agency]!
+        try socket.makeCurveClient(serverKey: Self.keys.broker.curvePublic, publicKey: own.curvePublic, secretKey: own.curveSecret)
     }
 
     func stopAdapter(_ agency: String) {
@@ -62,7 +95,7 @@ final class Network: @unchecked Sendable {
             reason: "post-rescue medical examination",
             body: ReferralBody(
                 subject: Subject(ageBand: "18-24", gender: "female", nationality: "ID", languages: ["id", "jv"], child: false, needs: ["interpreter"], name: name, contact: "+62 812 0000 0000"),
-                consent: Consent(status: .given, scope: [.health, .legalAid], date: Date(), recordedBy: "bripka-0412"),
+                consent: Consent(status: .given, scope: [.health, .legalAid, .shelter, .witnessProtection, .socialServices], date: Date(), recordedBy: "bripka-0412"),
                 notes: "rescued in a raid; no documents"))
     }
 }

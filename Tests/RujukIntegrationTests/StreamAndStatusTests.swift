@@ -121,7 +121,8 @@ import Testing
         let configuration = AdapterConfiguration(
             agency: "rsud-embung-fatimah", broker: network.broker.routerEndpoint, api: HostPort(host: "127.0.0.1", port: 0),
             dataDirectory: network.directory.appendingPathComponent("adapters"), token: "t", heartbeatMs: 500,
-            webhook: WebhookConfiguration(url: URL(string: "http://127.0.0.1:\(port.current!)/hook")!, maxAttempts: 5, timeout: 5))
+            webhook: WebhookConfiguration(url: URL(string: "http://127.0.0.1:\(port.current!)/hook")!, maxAttempts: 5, timeout: 5),
+            keys: Network.keys.agencies["rsud-embung-fatimah"], brokerKey: Network.keys.broker.curvePublic)
         let hospital = try Adapter(configuration: configuration, registry: Network.registry, sla: .standard, context: network.context, logger: network.logger)
         let task = Task { try await hospital.run() }
         defer { task.cancel(); hospital.shutdown() }
