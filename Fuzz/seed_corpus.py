@@ -10,13 +10,16 @@ UTF-8; see Sources/RujukFuzz/FuzzInput.swift). Two kinds of file:
   as RRP.md section 14 says (a string as UTF-8, anything else as compact JSON with sorted keys).
   The example's expected verdict is not kept: the fuzz target checks only that the decoder
   either decodes or refuses with a codec error, never what it decides.
+- sealed-<valid|invalid>-<name>.rrp: the plaintext bodies of Protocols/examples/sealed, each
+  as a single frame: the fuzz target decodes a one-frame input as what a recipient's adapter
+  reads from an opened seal.
 - hostile-<what>.rrp: hand-made inputs aimed at the decoder's edges (deep nesting, huge
   numbers, invalid UTF-8, lone surrogates, bracket storms inside strings, many frames, odd
   timestamps). They are derived from the examples where they need a valid body, so they
   follow the examples when those change.
 
-A third kind, found-<what>.rrp, is an input a fuzz run found and that was then fixed: the script
-leaves those alone. It removes the example- and hostile- files it no longer writes.
+A fourth kind, found-<what>.rrp, is an input a fuzz run found and that was then fixed: the script
+leaves those alone. It removes the example-, sealed- and hostile- files it no longer writes.
 Standard library only.
 """
 import json
@@ -66,6 +69,12 @@ def examples():
         example = json.loads(path.read_text(encoding="utf-8"))
         found[f"example-{path.parent.name}-{path.stem}"] = example
     return found
+
+
+def sealed_bodies():
+    """The plaintext bodies of Protocols/examples/sealed, one frame each."""
+    return {f"sealed-{path.parent.name}-{path.stem}": encode(json.loads(path.read_text(encoding="utf-8"))["body"])
+            for path in sorted(EXAMPLES.glob("sealed/*/*.json"))}
 
 
 def hostile(found):
@@ -151,6 +160,10 @@ def hostile(found):
                              ("ct-not-a-string", {"ct": ["AAAA"]}), ("enc-one-byte-short", {"enc": "A" * 40 + "=="}),
                              ("ct-long", {"ct": "A" * 12000}), ("suite-unicode", {"suite": sealed.get("suite", "") + "\u0301"})]:
             seeds[f"sealed-{name}"] = body("REFER", {**referral, "sealed": {**sealed, **change}})
+    plaintext = json.loads(sealed_bodies().get("sealed-valid-refer", b"null"))
+    if isinstance(plaintext, dict):
+        seeds["sealed-body-deep"] = with_raw_field(plaintext, "x", nest_objects(100))
+        seeds["sealed-body-bad-utf8-name"] = encode(plaintext).replace(b'"name":"', b'"name":"\xc0\xaf', 1)
     if event:
         seeds["event-null-everywhere"] = body("UPDATE", {key: None for key in event})
     return seeds
@@ -161,6 +174,7 @@ def main():
     if not found:
         sys.exit(f"no examples in {EXAMPLES}")
     files = {name: message(*example["frames"]) for name, example in found.items()}
+    files.update(sealed_bodies())
     files.update({f"hostile-{name}": data for name, data in hostile(found).items()})
     for name, data in files.items():
         if len(data) > MAX_SEED:
@@ -168,7 +182,7 @@ def main():
     CORPUS.mkdir(exist_ok=True)
     wanted = {f"{name}.rrp" for name in files}
     removed = [path for path in CORPUS.glob("*.rrp")
-               if path.name.startswith(("example-", "hostile-")) and path.name not in wanted]
+               if path.name.startswith(("example-", "sealed-", "hostile-")) and path.name not in wanted]
     for path in removed:
         path.unlink()
     changed = 0

@@ -6,12 +6,14 @@ import RujukCore
 /// input it must either give a message or throw a `RujukError` with one of the codec's codes;
 /// anything else (a trap, another error type, a hang, memory without bound) is a finding. A
 /// message it gives must survive encoding: the broker and the adapters send what they decode.
+/// The plaintext of a sealed body, which a recipient's adapter decodes, is held to the same.
 enum DecoderProbe {
     /// The codes RRP.md (section 11) says the codec itself produces.
     static let codecCodes: Set<RujukError.Code> = [.badFrame, .unknownCommand, .versionUnsupported, .tooLarge, .schemaViolation]
 
     static func run(_ input: [UInt8]) {
         let frames = FuzzInput.frames(input)
+        if frames.count == 1 { checkSealedBody(frames[0]) }
         let message: RRPMessage
         do {
             message = try RRPCodec.decode(frames)
@@ -24,6 +26,19 @@ enum DecoderProbe {
             fatalError("decode threw \(type(of: error)), not a RujukError: \(error)")
         }
         checkRoundTrip(message)
+    }
+
+    /// What the recipient's adapter does with an opened seal: decode and validate the body.
+    static func checkSealedBody(_ plaintext: [UInt8]) {
+        do {
+            let body = try JSONCoding.decode(ReferralBody.self, from: plaintext, what: "the sealed part")
+            try ReferralValidation.validate(body)
+            checkStable(body, "the sealed part")
+        } catch let error as RujukError {
+            guard error.code == .schemaViolation else { fatalError("the sealed part was refused with \(error.code): \(error)") }
+        } catch {
+            fatalError("the sealed part threw \(type(of: error)), not a RujukError: \(error)")
+        }
     }
 
     /// A decoded message encodes to frames that decode to the same message; for the bodies kept

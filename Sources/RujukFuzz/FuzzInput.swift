@@ -5,6 +5,10 @@
 /// the fuzzer add, drop and reorder frames with its ordinary mutations, and reach every
 /// command's body decoder. Every other byte value, NUL and invalid UTF-8 included, can appear
 /// inside a frame. An empty input is one empty frame.
+///
+/// An input of one frame cannot be an RRP message (the decoder refuses it at once); it stands for
+/// the plaintext of a sealed referral body, which the recipient's adapter decodes after opening
+/// the seal (`Sealer`): a sender agency, not the broker, chooses those bytes.
 enum FuzzInput {
     static let separator: UInt8 = 0xFF
 

@@ -38,8 +38,18 @@ import Testing
     }
 
     /// What must hold for any input: the decoder gives a message or a codec error, and a message
-    /// it gives decodes to itself after encoding. Returns a complaint, or nil.
+    /// it gives decodes to itself after encoding. A one-frame input is also read as the plaintext
+    /// of a sealed body, as the recipient's adapter reads it. Returns a complaint, or nil.
     static func complaint(_ frames: [[UInt8]]) -> String? {
+        if frames.count == 1 {
+            do {
+                try ReferralValidation.validate(JSONCoding.decode(ReferralBody.self, from: frames[0], what: "the sealed part"))
+            } catch let error as RujukError {
+                if error.code != .schemaViolation { return "the sealed part was refused with \(error.code)" }
+            } catch {
+                return "the sealed part threw \(type(of: error)), not a RujukError"
+            }
+        }
         let message: RRPMessage
         do {
             message = try RRPCodec.decode(frames)
@@ -64,6 +74,7 @@ import Testing
         let names = Self.corpusFiles().map(\.lastPathComponent)
         #expect(names.contains { $0.hasPrefix("example-valid-") }, "run python3 Fuzz/seed_corpus.py")
         #expect(names.contains { $0.hasPrefix("example-invalid-") })
+        #expect(names.contains { $0.hasPrefix("sealed-valid-") })
         #expect(names.filter { $0.hasPrefix("hostile-") }.count >= 20)
     }
 
