@@ -59,20 +59,22 @@ public enum ReferralValidation {
     }
 
     /// The number of bytes a padded standard base64 text decodes to, or nil if it is not one.
+    /// One pass over the UTF-8 bytes in place: a sealed part is about a kilobyte of it, on
+    /// every referral the broker handles.
     static func base64Length(_ text: String) -> Int? {
-        let utf8 = text.utf8
-        guard !utf8.isEmpty, utf8.count % 4 == 0 else { return nil }
-        var padding = 0
-        for (index, char) in utf8.enumerated() {
-            let isAlphabet = (char >= 65 && char <= 90) || (char >= 97 && char <= 122) || (char >= 48 && char <= 57) || char == 43 || char == 47
-            if char == 61 {
-                guard index >= utf8.count - 2 else { return nil }
-                padding += 1
-            } else if !isAlphabet || padding > 0 {
-                return nil
+        var copy = text
+        return copy.withUTF8 { bytes -> Int? in
+            let count = bytes.count
+            guard count > 0, count % 4 == 0 else { return nil }
+            var padding = 0
+            if bytes[count - 1] == 61 { padding = bytes[count - 2] == 61 ? 2 : 1 }
+            for index in 0..<(count - padding) {
+                let char = bytes[index]
+                let isAlphabet = (char &- 65 < 26) || (char &- 97 < 26) || (char &- 48 < 10) || char == 43 || char == 47
+                if !isAlphabet { return nil }
             }
+            return count / 4 * 3 - padding
         }
-        return utf8.count / 4 * 3 - padding
     }
 
     public static func validate(_ body: ReferralBody) throws {

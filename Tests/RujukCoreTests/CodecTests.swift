@@ -74,6 +74,16 @@ import Testing
         }
     }
 
+    @Test func base64IsMeasuredExactly() {
+        for length in 0...70 {
+            let bytes = Data((0..<length).map { UInt8(truncatingIfNeeded: $0 * 37) })
+            #expect(ReferralValidation.base64Length(bytes.base64EncodedString()) == (length == 0 ? nil : length), "\(length) bytes")
+        }
+        for bad in ["", "abc", "ab=c", "a===", "=abc", "ab c", "abc\u{e9}", "abcd====", "ab-_"] {
+            #expect(ReferralValidation.base64Length(bad) == nil, "\(bad)")
+        }
+    }
+
     @Test func sizeIsCheckedBeforeParsing() {
         let frames = [RRPCodec.header, Array("REFER".utf8), [UInt8](repeating: UInt8(ascii: "{"), count: 300_000)]
         #expect(throws: RujukError(.tooLarge, "message is 300010 bytes; the limit is 262144")) { try RRPCodec.decode(frames) }
