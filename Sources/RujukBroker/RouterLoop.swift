@@ -86,7 +86,14 @@ public final class RouterLoop: @unchecked Sendable {
         func drop() { dropConnection(fd: fd, peer: peer) }
     }
 
-    /// What the ZAP handler said of a connection: `agency key` (see `Broker.zapUserID`).
+    /// Whether a ZAP User-Id (`agency key`) is `agency`'s, without splitting it.
+    static func isIdentity(_ userID: String?, of agency: String) -> Bool {
+        guard let userID else { return false }
+        let id = userID.utf8, name = agency.utf8
+        return id.count > name.count && id.starts(with: name) && id[id.index(id.startIndex, offsetBy: name.count)] == UInt8(ascii: " ")
+    }
+
+    /// What the ZAP handler said of a connection: `agency key` (see `Broker.admit`).
     static func identity(_ userID: String?) -> (agency: String, key: String)? {
         guard let userID, let space = userID.firstIndex(of: " ") else { return nil }
         return (String(userID[..<space]), String(userID[userID.index(after: space)...]))
@@ -244,6 +251,13 @@ public final class RouterLoop: @unchecked Sendable {
             guard let session = sessions[routingID] else {
                 if case .bye = decoded { continue }
                 refuse(RujukError(.noSession, "send HELLO first"), id: RRPCodec.messageID(in: frames), to: routingID, socket)
+                continue
+            }
+            // Every message, not only the HELLO, is checked against the key its connection
+            // proved: a routing id is not an identity.
+            if keys != nil, !Self.isIdentity(message.userId, of: session.agency) {
+                logger.warning("security: message on another agency's session", metadata: ["agency.id": "\(session.agency)"])
+                refuse(RujukError(.identityMismatch, "this connection is not '\(session.agency)'"), id: RRPCodec.messageID(in: frames), to: routingID, socket)
                 continue
             }
             switch decoded {

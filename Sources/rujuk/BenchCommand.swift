@@ -30,6 +30,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Open handoffs in the ledger for the SLA sweep benchmark (0 skips it).") var sweepHandoffs = 1_000_000
     @Option(help: "Referrals in flight (sent, not yet received) in the throughput run.") var window = 2000
     @Flag(help: "Keep the temporary data directory (printed at the end) for inspection.") var keep = false
+    @Option(help: "curve (as deployed) or plaintext (to see what CurveZMQ costs).") var transport: String = "curve"
     @OptionGroup var options: ConfigOptions
 
     func run() async throws {
@@ -40,14 +41,15 @@ struct BenchCommand: AsyncParsableCommand {
         var logger = Logger(label: "bench")
         logger.logLevel = .critical
         let context = try Context()
+        guard let transport = Transport(rawValue: transport) else { throw ValidationError("--transport must be curve or plaintext") }
         let keys = try EphemeralKeys(for: config.registry)
         let registry = keys.apply(to: config.registry)
-        let broker = try Broker(configuration: BrokerConfiguration(router: "tcp://127.0.0.1:*", monitor: "tcp://127.0.0.1:*", dataDirectory: directory.appendingPathComponent("broker"), durability: durability, maxCredit: 4096, keys: keys.broker), registry: registry, context: context, logger: logger)
-        let recipient = try Adapter(configuration: AdapterConfiguration(agency: "rsud-embung-fatimah", broker: broker.routerEndpoint, dataDirectory: directory.appendingPathComponent("adapters"), token: "bench", durability: durability, credit: 4096, keys: keys.agencies["rsud-embung-fatimah"], brokerKey: keys.broker.curvePublic), registry: registry, sla: .standard, context: context, logger: logger)
+        let broker = try Broker(configuration: BrokerConfiguration(router: "tcp://127.0.0.1:*", monitor: "tcp://127.0.0.1:*", dataDirectory: directory.appendingPathComponent("broker"), durability: durability, maxCredit: 4096, transport: transport, keys: keys.broker), registry: registry, context: context, logger: logger)
+        let recipient = try Adapter(configuration: AdapterConfiguration(agency: "rsud-embung-fatimah", broker: broker.routerEndpoint, dataDirectory: directory.appendingPathComponent("adapters"), token: "bench", durability: durability, credit: 4096, transport: transport, keys: keys.agencies["rsud-embung-fatimah"], brokerKey: keys.broker.curvePublic), registry: registry, sla: .standard, context: context, logger: logger)
         defer { recipient.shutdown(); broker.shutdown() }
 
-        let client = try BenchClient(context: context, endpoint: broker.routerEndpoint, keys: keys, registry: registry)
-        print("rujuk bench — \(Timestamp.format(Date())), synchronous=\(durability.rawValue), \(ProcessInfo.processInfo.activeProcessorCount) cores")
+        let client = try BenchClient(context: context, endpoint: broker.routerEndpoint, keys: keys, registry: registry, curve: transport == .curve)
+        print("rujuk bench — \(Timestamp.format(Date())), synchronous=\(durability.rawValue), transport=\(transport.rawValue), \(ProcessInfo.processInfo.activeProcessorCount) cores")
         // Warm-up, so the first connection's setup is not measured.
         _ = try client.run(referrals: (0..<200).map { _ in try client.referral() }, window: 200, interval: nil)
 
@@ -153,13 +155,13 @@ final class BenchClient {
 
     let sealer: Sealer
 
-    init(context: Context, endpoint: String, keys: EphemeralKeys, registry: AgencyRegistry) throws {
+    init(context: Context, endpoint: String, keys: EphemeralKeys, registry: AgencyRegistry, curve: Bool) throws {
         let own = keys.agencies["polda-kepri"]!
         sealer = try Sealer(agency: "polda-kepri", keys: own, registry: registry)
         socket = try Socket(context, .dealer)
         try socket.set(ZMQ_SNDHWM, Int32(0))
         try socket.set(ZMQ_RCVHWM, Int32(0))
-        try socket.makeCurveClient(serverKey: keys.broker.curvePublic, publicKey: own.curvePublic, secretKey: own.curveSecret)
+        if curve { try socket.makeCurveClient(serverKey: keys.broker.curvePublic, publicKey: own.curvePublic, secretKey: own.curveSecret) }
         try socket.connect(endpoint)
         try socket.send(RRPCodec.encode(.hello(Hello(agency: "polda-kepri", credit: 4096, heartbeatMs: 60_000))))
         guard let reply = try socket.receive(), case .ready = try RRPCodec.decode(reply.frames) else {
