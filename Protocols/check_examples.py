@@ -111,6 +111,18 @@ CODEC_ONLY_RULES = {
 }
 
 
+MAX_DEPTH = 32
+
+
+def depth(value):
+    """Nesting depth of a JSON value: an object or array is one level more than its deepest item."""
+    if isinstance(value, dict):
+        return 1 + max((depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((depth(v) for v in value), default=0)
+    return 0
+
+
 def encode(frame):
     """An example's frame as bytes: a string as UTF-8, anything else as compact JSON."""
     if isinstance(frame, str):
@@ -139,8 +151,10 @@ class Checker:
         """Parses and validates one body frame; returns (value, refused_only_by_codec_rule)."""
         try:
             value = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, RecursionError):
             raise Refused("schema_violation", f"{label}: not valid JSON")
+        if depth(value) > MAX_DEPTH:
+            raise Refused("schema_violation", f"{label}: nested deeper than {MAX_DEPTH} levels [codec-only rule]")
         errors = sorted(self.validators[schema].iter_errors(value), key=lambda e: list(e.absolute_path))
         if errors:
             first = errors[0]

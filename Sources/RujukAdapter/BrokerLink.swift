@@ -33,6 +33,10 @@ public final class BrokerLink: @unchecked Sendable {
     private var lastHeard: UInt64 = 0
     private var lastSent: UInt64 = 0
     private var heartbeatMs: Int
+    /// The largest message taken from the broker: its `max_message_bytes` (from READY) plus
+    /// room for a DELIVER's header; RRP's default until READY says.
+    private var receiveLimit = RRPCodec.defaultMaxMessageBytes + deliveryHeaderRoom
+    private static let deliveryHeaderRoom = 4096
 
     /// The agency's CurveZMQ key pair, with `.curve` transport.
     private let keys: KeyFile
@@ -84,6 +88,10 @@ public final class BrokerLink: @unchecked Sendable {
                 var changed = false
                 while deliveries.count < 4096, let message = try socket.receive(dontWait: true) {
                     lastHeard = monotonicMilliseconds()
+                    if message.oversize {
+                        logger.warning("dropped a message from the broker over the size limit", metadata: ["limit": "\(receiveLimit)"])
+                        continue
+                    }
                     if let delivery = handle(message.frames) { deliveries.append(delivery) } else { changed = true }
                 }
                 if !deliveries.isEmpty {
@@ -105,7 +113,7 @@ public final class BrokerLink: @unchecked Sendable {
     private func handle(_ frames: [[UInt8]]) -> (DeliveryHeader, [UInt8])? {
         let message: RRPMessage
         do {
-            message = try RRPCodec.decode(frames, maxMessageBytes: Int.max)
+            message = try RRPCodec.decode(frames, maxMessageBytes: receiveLimit)
         } catch {
             logger.warning("undecodable message from the broker", metadata: ["error": "\(error)"])
             return nil
@@ -114,6 +122,9 @@ public final class BrokerLink: @unchecked Sendable {
         case .ready(let body):
             ready = true
             heartbeatMs = body.heartbeatMs
+            // A DELIVER is a small header and a message the broker accepted under its limit.
+            receiveLimit = body.maxMessageBytes + Self.deliveryHeaderRoom
+            socket?.maxReceiveBytes = receiveLimit
             inFlight.removeAll()
             sentThrough = 0
             control.withLock { $0.state = .ready }
@@ -205,6 +216,11 @@ public final class BrokerLink: @unchecked Sendable {
             try socket.set(ZMQ_RCVHWM, Int32(0))
             try socket.set(ZMQ_RECONNECT_IVL, Int32(100))
             try socket.set(ZMQ_RECONNECT_IVL_MAX, Int32(2000))
+            // libzmq drops a frame over the broker's largest allowed limit (64 MiB) unread;
+            // `receive` copies nothing over the current limit.
+            try socket.set(ZMQ_MAXMSGSIZE, int64: Int64(64 << 20) + Int64(Self.deliveryHeaderRoom))
+            socket.maxReceiveBytes = receiveLimit
+            socket.maxReceiveFrames = 8
             if configuration.transport == .curve {
                 guard let brokerKey = configuration.brokerKey else {
                     throw RujukError(.config, "transport is curve but no broker_key is configured")

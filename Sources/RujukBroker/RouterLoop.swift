@@ -123,6 +123,10 @@ public final class RouterLoop: @unchecked Sendable {
                 // A frame between the limit and this hard cap gets a too_large ERROR; one over
                 // the cap makes libzmq drop the connection before it is read into memory.
                 try socket.set(ZMQ_MAXMSGSIZE, int64: Int64(configuration.hardFrameLimit))
+                // An RRP message has at most 4 frames after the routing id; one over the size
+                // limit is refused without being copied whole.
+                socket.maxReceiveBytes = configuration.maxMessageBytes + 256
+                socket.maxReceiveFrames = 8
                 if let keys { try socket.makeCurveServer(secretKey: keys.curveSecret, zapDomain: Broker.routerDomain) }
                 try socket.bind(configuration.router)
                 let endpoint = try socket.lastEndpoint
@@ -232,6 +236,10 @@ public final class RouterLoop: @unchecked Sendable {
         for message in batch {
             guard message.frames.count >= 1 else { continue }
             let routingID = message.frames[0]
+            if message.oversize {
+                refuse(RujukError(.tooLarge, "the message is over \(configuration.maxMessageBytes) bytes or has too many frames"), id: nil, to: routingID, socket)
+                continue
+            }
             let frames = Array(message.frames.dropFirst())
             sessions[routingID]?.lastHeard = now
             let decoded: RRPMessage

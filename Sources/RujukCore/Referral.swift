@@ -85,7 +85,17 @@ public struct Referral: Codable, Sendable, Equatable {
             Timestamp.format(createdAt), Timestamp.format(dueReceive), Timestamp.format(dueRespond), Timestamp.format(dueComplete),
             consent.status.rawValue, consent.ground?.rawValue ?? "", consent.scope.map(\.rawValue).sorted().joined(separator: ","),
         ]
-        return Array(fields.joined(separator: "\n").utf8)
+        // Each field length-prefixed: text moved from one field to the next (a regency and a
+        // reason may both hold a line break) changes the bytes.
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(512)
+        for field in fields {
+            bytes += Array(String(field.utf8.count).utf8)
+            bytes.append(UInt8(ascii: ":"))
+            bytes += Array(field.utf8)
+            bytes.append(UInt8(ascii: "\n"))
+        }
+        return bytes
     }
 }
 

@@ -45,6 +45,10 @@ public enum Timestamp {
         }
     }
 
+    /// 0000-01-01T00:00:00Z and 9999-12-31T23:59:59Z, in seconds since 1970.
+    static let earliest: Int64 = -62_167_219_200
+    static let latest: Int64 = 253_402_300_799
+
     static func daysIn(month: Int64, year: Int64) -> Int64 {
         switch month {
         case 2: (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
@@ -111,6 +115,9 @@ public enum Timestamp {
         let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
         let days = era * 146_097 + dayOfEra - 719_468
         let seconds = days * 86400 + hour * 3600 + minute * 60 + second - offsetSeconds
+        // An offset can move the instant out of the years 0000-9999 (0000-01-01T00:00+23:59),
+        // which `format` cannot write back as RFC 3339: refused, like any other bad date.
+        guard seconds >= Self.earliest, seconds <= Self.latest else { return nil }
         return Date(timeIntervalSince1970: Double(seconds) + Double(milliseconds) / 1000)
     }
 }

@@ -35,7 +35,12 @@ public struct Multipart: Sendable {
     /// so it names the connection only while that connection lasts.
     public var sourceFD: Int32?
 
-    public init(frames: [[UInt8]], userId: String? = nil, sourceFD: Int32? = nil) {
+    /// The message was over the socket's `maxReceiveBytes` or `maxReceiveFrames`: its frames
+    /// after the first were read and dropped, never copied.
+    public var oversize: Bool = false
+
+    public init(frames: [[UInt8]], userId: String? = nil, sourceFD: Int32? = nil, oversize: Bool = false) {
+        self.oversize = oversize
         self.frames = frames
         self.userId = userId
         self.sourceFD = sourceFD
@@ -50,6 +55,11 @@ public struct Multipart: Sendable {
 public final class Socket: @unchecked Sendable {
     private var handle: UnsafeMutableRawPointer?
     public let type: SocketType
+    /// `receive` copies at most this many bytes of one message (all frames together) and at
+    /// most `maxReceiveFrames` frames; a larger message is drained and reported `oversize`.
+    /// (libzmq itself bounds only each frame, with ZMQ_MAXMSGSIZE.)
+    public var maxReceiveBytes = Int.max
+    public var maxReceiveFrames = Int.max
 
     public init(_ context: Context, _ type: SocketType) throws {
         guard let handle = zmq_socket(context.handle, type.rawValue) else {
@@ -181,14 +191,15 @@ public final class Socket: @unchecked Sendable {
     // MARK: - Receiving
 
     /// Receives one whole multipart message, or nil when `dontWait` is set and none is ready.
-    ///
-    /// - Parameter maxFrameBytes: frames longer than this are truncated to an empty frame and
-    ///   reported in `oversized`, so one huge frame cannot exhaust memory downstream.
+    /// A message over `maxReceiveBytes` or `maxReceiveFrames` comes back `oversize`, with its
+    /// first frame only (a ROUTER's routing id, to answer it).
     public func receive(dontWait: Bool = false) throws -> Multipart? {
         let socket = try raw
         var frames: [[UInt8]] = []
         var userId: String?
         var sourceFD: Int32?
+        var copied = 0
+        var oversize = false
         let message = UnsafeMutablePointer<zmq_msg_t>.allocate(capacity: 1)
         defer { message.deallocate() }
         while true {
@@ -202,7 +213,11 @@ public final class Socket: @unchecked Sendable {
                 throw error
             }
             let size = zmq_msg_size(message)
-            if let data = zmq_msg_data(message), size > 0 {
+            copied += size
+            if oversize || copied > maxReceiveBytes || frames.count >= maxReceiveFrames {
+                // Past the limits: the rest of the message is read and dropped, never copied.
+                oversize = true
+            } else if let data = zmq_msg_data(message), size > 0 {
                 frames.append(Array(UnsafeRawBufferPointer(start: data, count: size)))
             } else {
                 frames.append([])
@@ -216,6 +231,6 @@ public final class Socket: @unchecked Sendable {
             }
             if zmq_msg_more(message) == 0 { break }
         }
-        return Multipart(frames: frames, userId: userId, sourceFD: sourceFD)
+        return Multipart(frames: oversize ? Array(frames.prefix(1)) : frames, userId: userId, sourceFD: sourceFD, oversize: oversize)
     }
 }

@@ -74,6 +74,36 @@ import Testing
         }
     }
 
+    @Test func theSealBindsEveryEnvelopeField() {
+        let referral = Fixtures.referral()
+        let edits: [(String, (inout Referral) -> Void)] = [
+            ("id", { $0.id = MessageID.make() }), ("case_ref", { $0.caseRef = "OTHER" }), ("from", { $0.from = "lpsk" }),
+            ("to", { $0.to = "lpsk" }), ("service", { $0.service = .shelter }), ("priority", { $0.priority = .routine }),
+            ("province", { $0.location.province = "ID-JK" }), ("regency", { $0.location.regency = "Tanjungpinang" }),
+            ("reason", { $0.reason = "other" }), ("created_at", { $0.createdAt += 0.001 }), ("due_receive", { $0.dueReceive += 1 }),
+            ("due_respond", { $0.dueRespond += 1 }), ("due_complete", { $0.dueComplete += 1 }),
+            ("consent.status", { $0.consent = ConsentClaim(status: .overridden, scope: [.health], ground: .emergency) }),
+            ("consent.scope", { $0.consent.scope = [.health, .shelter] }),
+        ]
+        for (field, edit) in edits {
+            var changed = referral
+            edit(&changed)
+            #expect(changed.sealedAssociatedData != referral.sealedAssociatedData, "\(field) is bound")
+        }
+        var reordered = referral
+        reordered.consent.scope = [.shelter, .health]
+        var sorted = referral
+        sorted.consent.scope = [.health, .shelter]
+        #expect(reordered.sealedAssociatedData == sorted.sealedAssociatedData, "the scope is a set")
+        // Text moved from one field to the next changes the bytes (fields are length-prefixed).
+        var a = referral, b = referral
+        a.location.regency = "Batam\nlost"
+        a.reason = "x"
+        b.location.regency = "Batam"
+        b.reason = "lost\nx"
+        #expect(a.sealedAssociatedData != b.sealedAssociatedData)
+    }
+
     @Test func base64IsMeasuredExactly() {
         for length in 0...70 {
             let bytes = Data((0..<length).map { UInt8(truncatingIfNeeded: $0 * 37) })

@@ -58,6 +58,10 @@ final class RawPeer {
         try peer.expectError(.schemaViolation, "schema violation")
         try peer.send(frames: [header, Array("REFER".utf8), [UInt8](repeating: 32, count: 300_000)])
         try peer.expectError(.tooLarge, "over the size limit")
+        try peer.send(frames: [header, Array("REFER".utf8)] + Array(repeating: [UInt8](repeating: 32, count: 10_000), count: 100))
+        try peer.expectError(.tooLarge, "a hundred frames, each small, together over the limit")
+        try peer.send(frames: [header, Array("PING".utf8)] + Array(repeating: [], count: 20))
+        try peer.expectError(.tooLarge, "too many frames")
 
         var unknown = Fixtures.referral(to: "dinas-atlantis")
         try peer.send(RRPCodec.refer(unknown))
