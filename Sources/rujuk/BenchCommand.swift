@@ -40,15 +40,18 @@ struct BenchCommand: AsyncParsableCommand {
         defer { if keep { print("data kept in \(directory.path)") } else { try? FileManager.default.removeItem(at: directory) } }
         var logger = Logger(label: "bench")
         logger.logLevel = .critical
-        let context = try Context()
+        // One context (one libzmq I/O thread, which does the CurveZMQ crypto) per party, as if
+        // each were its own process.
+        let context = try Context(), adapterContext = try Context(), clientContext = try Context()
         guard let transport = Transport(rawValue: transport) else { throw ValidationError("--transport must be curve or plaintext") }
         let keys = try EphemeralKeys(for: config.registry)
         let registry = keys.apply(to: config.registry)
         let broker = try Broker(configuration: BrokerConfiguration(router: "tcp://127.0.0.1:*", monitor: "tcp://127.0.0.1:*", dataDirectory: directory.appendingPathComponent("broker"), durability: durability, maxCredit: 4096, transport: transport, keys: keys.broker), registry: registry, context: context, logger: logger)
-        let recipient = try Adapter(configuration: AdapterConfiguration(agency: "rsud-embung-fatimah", broker: broker.routerEndpoint, dataDirectory: directory.appendingPathComponent("adapters"), token: "bench", durability: durability, credit: 4096, transport: transport, keys: keys.agencies["rsud-embung-fatimah"], brokerKey: keys.broker.curvePublic), registry: registry, sla: .standard, context: context, logger: logger)
+        let recipient = try Adapter(configuration: AdapterConfiguration(agency: "rsud-embung-fatimah", broker: broker.routerEndpoint, dataDirectory: directory.appendingPathComponent("adapters"), token: "bench", durability: durability, credit: 4096, transport: transport, keys: keys.agencies["rsud-embung-fatimah"], brokerKey: keys.broker.curvePublic), registry: registry, sla: .standard, context: adapterContext, logger: logger)
         defer { recipient.shutdown(); broker.shutdown() }
 
-        let client = try BenchClient(context: context, endpoint: broker.routerEndpoint, keys: keys, registry: registry, curve: transport == .curve)
+        let client = try BenchClient(context: clientContext, endpoint: broker.routerEndpoint, keys: keys, registry: registry, curve: transport == .curve)
+        defer { client.socket.close() }
         print("rujuk bench — \(Timestamp.format(Date())), synchronous=\(durability.rawValue), transport=\(transport.rawValue), \(ProcessInfo.processInfo.activeProcessorCount) cores")
         // Warm-up, so the first connection's setup is not measured.
         _ = try client.run(referrals: (0..<200).map { _ in try client.referral() }, window: 200, interval: nil)
@@ -154,8 +157,11 @@ final class BenchClient {
     }
 
     let sealer: Sealer
+    /// Held so the context outlives the socket (closing a context waits for its sockets).
+    let context: Context
 
     init(context: Context, endpoint: String, keys: EphemeralKeys, registry: AgencyRegistry, curve: Bool) throws {
+        self.context = context
         let own = keys.agencies["polda-kepri"]!
         sealer = try Sealer(agency: "polda-kepri", keys: own, registry: registry)
         socket = try Socket(context, .dealer)
