@@ -28,7 +28,7 @@ struct WatchCommand: AsyncParsableCommand {
     @Option(help: "Print the events after this feed sequence number first.") var since: Int64?
     @Option(help: "Exit after this many events (default: run until Ctrl-C).") var count: Int?
     @Flag(help: "One JSON object per line instead of text.") var json = false
-    @Option(help: "The key file of an agency with the monitor role (CurveZMQ); default: plaintext only if the configuration says transport = \"plaintext\".") var keyFile: String?
+    @Option(help: "The key file of an agency with the monitor role, for a CurveZMQ feed (needed for the configured broker unless it says transport = \"plaintext\"; without it, an explicit --monitor is read in plaintext, as the demo serves it).") var keyFile: String?
     @Option(help: "The broker's CurveZMQ public key (default: [adapter] broker_key of the configuration).") var brokerKey: String?
     @OptionGroup var options: ConfigOptions
 
@@ -50,7 +50,9 @@ struct WatchCommand: AsyncParsableCommand {
                 throw ValidationError("--broker-key is needed with --key-file (or [adapter] broker_key in the configuration)")
             }
             try socket.makeCurveClient(serverKey: serverKey, publicKey: keys.curvePublic, secretKey: keys.curveSecret)
-        } else if config?.transport == .curve {
+        } else if self.monitor == nil, config?.transport == .curve {
+            // The configured broker speaks CurveZMQ; a --monitor given without a key is taken
+            // to be a plaintext one (the demo's).
             throw ValidationError("the broker's feed needs CurveZMQ: give --key-file of an agency with the monitor role")
         }
         try socket.connect(monitor)
