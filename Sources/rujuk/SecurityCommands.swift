@@ -89,6 +89,8 @@ struct AuditVerifyCommand: ParsableCommand {
         guard FileManager.default.fileExists(atPath: url.path) else { throw CLIError("no broker store at \(url.path)") }
         var configuration = Configuration()
         configuration.readonly = true
+        // The running broker may hold the file for a checkpoint for a moment.
+        configuration.busyMode = .timeout(10)
         let queue = try DatabaseQueue(path: url.path, configuration: configuration)
         let report = try queue.read(AuditChain.verify)
         print(report.description)

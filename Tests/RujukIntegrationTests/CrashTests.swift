@@ -209,6 +209,8 @@ final class AdapterProcess {
         func ledger<T>(_ read: (Database) throws -> T) throws -> T {
             var configuration = Configuration()
             configuration.readonly = true
+            // The child checkpoints with TRUNCATE now and then, locking the file for a moment.
+            configuration.busyMode = .timeout(5)
             return try DatabaseQueue(path: ledgerPath, configuration: configuration).read(read)
         }
         func refer() async throws -> String {
