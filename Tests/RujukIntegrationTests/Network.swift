@@ -22,6 +22,8 @@ final class Network: @unchecked Sendable {
     /// (mode 0600), and the lines that point a configuration at them.
     static let childFiles: (agencies: String, broker: String, adapter: String, keyDirectory: URL) = {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("rujuk-test-keys-\(ProcessInfo.processInfo.processIdentifier)")
+        // A directory left by an earlier process with the same id holds other keys.
+        try? FileManager.default.removeItem(at: directory)
         try! FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var lines: [String] = []
         for line in try! String(contentsOf: root.appendingPathComponent("Config/agencies.toml"), encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false) {
@@ -33,8 +35,8 @@ final class Network: @unchecked Sendable {
         }
         let agencies = directory.appendingPathComponent("agencies.toml")
         try! lines.joined(separator: "\n").write(to: agencies, atomically: true, encoding: .utf8)
-        for (agency, file) in keys.agencies { try? file.write(to: directory.appendingPathComponent("\(agency).key")) }
-        try? keys.broker.write(to: directory.appendingPathComponent("broker.key"))
+        for (agency, file) in keys.agencies { try! file.write(to: directory.appendingPathComponent("\(agency).key")) }
+        try! keys.broker.write(to: directory.appendingPathComponent("broker.key"))
         return (agencies.path, "key_file = \"\(directory.appendingPathComponent("broker.key").path)\"",
                 "key_file = \"\(directory.path)/{agency}.key\"\nbroker_key = \"\(keys.broker.curvePublic)\"", directory)
     }()
