@@ -25,6 +25,11 @@ final class Network: @unchecked Sendable {
         // A directory left by an earlier process with the same id holds other keys.
         try? FileManager.default.removeItem(at: directory)
         try! FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        // Secret keys, even test ones, do not outlive the test process.
+        atexit {
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent("rujuk-test-keys-\(getpid())")
+            try? FileManager.default.removeItem(at: path)
+        }
         var lines: [String] = []
         for line in try! String(contentsOf: root.appendingPathComponent("Config/agencies.toml"), encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false) {
             lines.append(String(line))
