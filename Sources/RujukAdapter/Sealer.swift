@@ -8,9 +8,8 @@ import ZeroMQ
 /// HPKE (RFC 9180) in auth mode with X25519, HKDF-SHA256 and ChaCha20-Poly1305: only the
 /// recipient agency's private key opens it, and opening it proves it was sealed with the
 /// sending agency's private key — so neither the broker nor anyone on the way can read it, nor
-/// forge one in an agency's name. The envelope is the associated data
-/// (`Referral.sealedAssociatedData`): change the route, the service or the consent claim and
-/// it no longer opens.
+/// forge one in an agency's name. The whole envelope is the associated data
+/// (`Referral.sealedAssociatedData`): change any field of it and the seal no longer opens.
 public struct Sealer: @unchecked Sendable {
     static let info = Data("rujuk referral body v1".utf8)
     static var suite: HPKE.Ciphersuite { .Curve25519_SHA256_ChachaPoly }
