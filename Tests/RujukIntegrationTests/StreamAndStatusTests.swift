@@ -44,6 +44,9 @@ import Testing
         let healthObject = try JSONSerialization.jsonObject(with: health) as? [String: Any]
         #expect(healthObject?["synchronous"] as? String == "full")
         #expect((healthObject?["connected"] as? [String])?.contains("polda-kepri") == true)
+        let audit = try network.broker.store.verifyAudit()
+        #expect(healthObject?["audit_head"] as? String == audit.head && healthObject?["audit_records"] as? Int == audit.records,
+                "the head to record elsewhere, as `rujuk audit verify` computes it")
     }
 
     /// Reads an SSE stream with curl (a real HTTP client, in its own process) until `count`
