@@ -67,7 +67,6 @@ public final class Adapter: ServiceLifecycle.Service, @unchecked Sendable {
     /// copy of it in the clear (until `purge`), the outbox only the sealed referral.
     public func refer(_ request: ReferralRequest) throws -> HandoffView {
         guard let me = registry[agency] else { throw RujukError(.unknownAgency, "agency '\(agency)' is not in the registry") }
-        try registry.checkRoute(from: agency, to: request.to, service: request.service)
         let now = clock.now()
         try ReferralValidation.validate(request.body)
         let due = sla.deadlines(service: request.service, priority: request.priority, createdAt: now)

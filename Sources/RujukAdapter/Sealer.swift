@@ -17,7 +17,8 @@ public struct Sealer: @unchecked Sendable {
     let agency: String
     /// Immutable once made, and used only through HPKE calls that do not mutate it.
     let privateKey: Curve25519.KeyAgreement.PrivateKey
-    let registry: AgencyRegistry
+    /// Every agency's seal_key, parsed once.
+    private let publicKeys: [String: Curve25519.KeyAgreement.PublicKey]
     /// Opens what was sealed for this agency, with each sender's static X25519 result
     /// computed once (RFC9180Opener).
     private let opener: RFC9180Opener
@@ -35,19 +36,18 @@ public struct Sealer: @unchecked Sendable {
             throw RujukError(.config, "the key file of '\(agency)' does not match its seal_key in agencies.toml")
         }
         self.agency = agency
-        self.registry = registry
-        var senders: [String: Curve25519.KeyAgreement.PublicKey] = [:]
+        var publicKeys: [String: Curve25519.KeyAgreement.PublicKey] = [:]
         for other in registry.agencies {
             if let text = other.sealKey, let raw = Data(base64Encoded: text), let key = try? Curve25519.KeyAgreement.PublicKey(rawRepresentation: raw) {
-                senders[other.id] = key
+                publicKeys[other.id] = key
             }
         }
-        opener = try RFC9180Opener(privateKey: privateKey, senders: senders, info: Self.info)
+        self.publicKeys = publicKeys
+        opener = try RFC9180Opener(privateKey: privateKey, senders: publicKeys, info: Self.info)
     }
 
     private func publicKey(of agency: String) throws -> Curve25519.KeyAgreement.PublicKey {
-        guard let text = registry[agency]?.sealKey, let raw = Data(base64Encoded: text),
-              let key = try? Curve25519.KeyAgreement.PublicKey(rawRepresentation: raw) else {
+        guard let key = publicKeys[agency] else {
             throw RujukError(.keyUnknown, "'\(agency)' has no seal_key in agencies.toml, so nothing can be sealed for it")
         }
         return key
@@ -63,13 +63,13 @@ public struct Sealer: @unchecked Sendable {
     /// Opens a referral sealed for this agency, checking it was sealed by `referral.from` for
     /// this very envelope; throws `seal_invalid` otherwise.
     public func open(_ referral: Referral) throws -> ReferralBody {
-        let senderKey = try publicKey(of: referral.from)
+        _ = try publicKey(of: referral.from)
         guard let enc = Data(base64Encoded: referral.sealed.enc), let ciphertext = Data(base64Encoded: referral.sealed.ct) else {
             throw RujukError(.sealInvalid, "the sealed part of \(referral.id) is not base64")
         }
         let plaintext: [UInt8]
         do {
-            plaintext = try opener.open(ciphertext, encapsulatedKey: enc, sender: referral.from, senderKey: senderKey, authenticating: referral.sealedAssociatedData)
+            plaintext = try opener.open(ciphertext, encapsulatedKey: enc, sender: referral.from, authenticating: referral.sealedAssociatedData)
         } catch {
             throw RujukError(.sealInvalid, "the sealed part of \(referral.id) does not open: altered, sealed for another key, or not by '\(referral.from)'")
         }
@@ -115,16 +115,11 @@ struct RFC9180Opener: @unchecked Sendable {
             + Self.labeledExtract(salt: [], label: "info_hash", ikm: Array(info), suite: Self.hpkeSuite)
     }
 
-    func open(_ ciphertext: Data, encapsulatedKey enc: Data, sender: String, senderKey: Curve25519.KeyAgreement.PublicKey, authenticating aad: [UInt8]) throws -> [UInt8] {
+    /// Opens a message from `sender`, one of the agencies this opener was made with.
+    func open(_ ciphertext: Data, encapsulatedKey enc: Data, sender: String, authenticating aad: [UInt8]) throws -> [UInt8] {
+        guard let (senderBytes, dhS) = senders[sender] else { throw CryptoKitError.incorrectKeySize }
         let pkE = try Curve25519.KeyAgreement.PublicKey(rawRepresentation: enc)
         let dhE = try privateKey.sharedSecretFromKeyAgreement(with: pkE).withUnsafeBytes { Array($0) }
-        let senderBytes = Array(senderKey.rawRepresentation)
-        let dhS: [UInt8]
-        if let cached = senders[sender], cached.key == senderBytes {
-            dhS = cached.dh
-        } else {
-            dhS = try privateKey.sharedSecretFromKeyAgreement(with: senderKey).withUnsafeBytes { Array($0) }
-        }
         // AuthDecap: dh = DH(skR, pkE) || DH(skR, pkS); kem_context = enc || pkR || pkS.
         let eaePRK = Self.labeledExtract(salt: [], label: "eae_prk", ikm: dhE + dhS, suite: Self.kemSuite)
         let sharedSecret = Self.labeledExpand(prk: eaePRK, label: "shared_secret", info: Array(enc) + publicKey + senderBytes, length: 32, suite: Self.kemSuite)

@@ -34,8 +34,13 @@ public struct FeedEvent: Codable, Sendable, Hashable {
     public var clock: Breach?
     public var targets: [String]?
     /// The handoff was referred without the person's consent, on an override (emergency or
-    /// child protection): flagged on every event of that handoff. Absent when consent was given.
-    public var consentOverride: Bool
+    /// child protection): flagged on every event of that handoff.
+    public var consentOverride: Bool {
+        get { override == true }
+        set { override = newValue ? true : nil }
+    }
+    /// `consent_override` on the wire: `true`, or absent when consent was given.
+    private var override: Bool?
     public var at: Date
 
     public init(
@@ -43,7 +48,7 @@ public struct FeedEvent: Codable, Sendable, Hashable {
         service: Service, priority: Priority, province: String, overdue: Breach? = nil, level: Int? = nil,
         notice: Escalation.Notice? = nil, clock: Breach? = nil, targets: [String]? = nil, consentOverride: Bool = false, at: Date
     ) {
-        self.consentOverride = consentOverride
+        self.override = consentOverride ? true : nil
         self.seq = seq
         self.kind = kind
         self.referralId = referralId
@@ -67,43 +72,7 @@ public struct FeedEvent: Codable, Sendable, Hashable {
         case seq, kind, status, by, from, to, service, priority, province, overdue, level, notice, clock, targets, at
         case referralId = "referral_id"
         case messageId = "message_id"
-        case consentOverride = "consent_override"
-    }
-
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(
-            seq: try container.decode(Int64.self, forKey: .seq), kind: try container.decode(Kind.self, forKey: .kind),
-            referralId: try container.decode(String.self, forKey: .referralId), messageId: try container.decode(String.self, forKey: .messageId),
-            status: try container.decode(HandoffStatus.self, forKey: .status), by: try container.decode(String.self, forKey: .by),
-            from: try container.decode(String.self, forKey: .from), to: try container.decode(String.self, forKey: .to),
-            service: try container.decode(Service.self, forKey: .service), priority: try container.decode(Priority.self, forKey: .priority),
-            province: try container.decode(String.self, forKey: .province), overdue: try container.decodeIfPresent(Breach.self, forKey: .overdue),
-            level: try container.decodeIfPresent(Int.self, forKey: .level), notice: try container.decodeIfPresent(Escalation.Notice.self, forKey: .notice),
-            clock: try container.decodeIfPresent(Breach.self, forKey: .clock), targets: try container.decodeIfPresent([String].self, forKey: .targets),
-            consentOverride: try container.decodeIfPresent(Bool.self, forKey: .consentOverride) ?? false, at: try container.decode(Date.self, forKey: .at))
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(seq, forKey: .seq)
-        try container.encode(kind, forKey: .kind)
-        try container.encode(referralId, forKey: .referralId)
-        try container.encode(messageId, forKey: .messageId)
-        try container.encode(status, forKey: .status)
-        try container.encode(by, forKey: .by)
-        try container.encode(from, forKey: .from)
-        try container.encode(to, forKey: .to)
-        try container.encode(service, forKey: .service)
-        try container.encode(priority, forKey: .priority)
-        try container.encode(province, forKey: .province)
-        try container.encodeIfPresent(overdue, forKey: .overdue)
-        try container.encodeIfPresent(level, forKey: .level)
-        try container.encodeIfPresent(notice, forKey: .notice)
-        try container.encodeIfPresent(clock, forKey: .clock)
-        try container.encodeIfPresent(targets, forKey: .targets)
-        if consentOverride { try container.encode(true, forKey: .consentOverride) }
-        try container.encode(at, forKey: .at)
+        case override = "consent_override"
     }
 
     /// The topics this event is published under; a subscriber picks one and filters the rest

@@ -34,9 +34,7 @@ struct KeygenCommand: ParsableCommand {
                 target = URL(fileURLWithPath: out)
             } else {
                 let config = try options.load()
-                var adapter = try AdapterConfiguration.parse(config.adapterTable, agency: agency, relativeTo: config.baseDirectory)
-                adapter.agency = agency
-                target = adapter.resolvedKeyFile
+                target = try AdapterConfiguration.parse(config.adapterTable, agency: agency, relativeTo: config.baseDirectory).resolvedKeyFile
             }
             keys = try KeyFile.generate(owner: agency, sealing: true)
         } else {
@@ -118,9 +116,8 @@ struct PurgeCommand: ParsableCommand {
 
     func run() throws {
         let config = try options.load()
-        var adapter = try AdapterConfiguration.parse(config.adapterTable, agency: agency, relativeTo: config.baseDirectory)
         guard config.registry[agency] != nil else { throw ValidationError("agency '\(agency)' is not in the registry") }
-        adapter.agency = agency
+        let adapter = try AdapterConfiguration.parse(config.adapterTable, agency: agency, relativeTo: config.baseDirectory)
         var period = adapter.retention
         if let olderThan {
             guard let parsed = RujukCore.Duration.parse(olderThan), parsed > 0 else {

@@ -83,19 +83,7 @@ final class AdapterProcess {
 
 @Suite(.serialized) struct CrashTests {
     func childConfig(_ network: Network, endpoint: String) throws -> URL {
-        let config = network.directory.appendingPathComponent("rujuk.toml")
-        try FileManager.default.createDirectory(at: network.directory, withIntermediateDirectories: true)
-        try """
-            agencies = "\(Network.childFiles.agencies)"
-            [broker]
-            \(Network.childFiles.broker)
-            router = "\(endpoint)"
-            monitor = "tcp://127.0.0.1:*"
-            http = "127.0.0.1:0"
-            data_dir = "\(network.directory.appendingPathComponent("child-broker").path)"
-            heartbeat_ms = 300
-            """.write(to: config, atomically: true, encoding: .utf8)
-        return config
+        try network.childBrokerConfig(endpoint: endpoint)
     }
 
     @Test func sigtermStopsTheBrokerCleanlyAndNothingCommittedIsLost() async throws {

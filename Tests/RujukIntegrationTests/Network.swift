@@ -79,6 +79,25 @@ final class Network: @unchecked Sendable {
         return adapter
     }
 
+    /// Writes `<directory>/rujuk.toml` for a child `rujuk broker` on `endpoint` with the test
+    /// keys, its store in `<directory>/child-broker`; `agencies` and an `[adapter]` table as given.
+    func childBrokerConfig(endpoint: String, agencies: String = Network.childFiles.agencies, adapter: String? = nil) throws -> URL {
+        let config = directory.appendingPathComponent("rujuk.toml")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try """
+            agencies = "\(agencies)"
+            [broker]
+            \(Self.childFiles.broker)
+            router = "\(endpoint)"
+            monitor = "tcp://127.0.0.1:*"
+            http = "127.0.0.1:0"
+            data_dir = "\(directory.appendingPathComponent("child-broker").path)"
+            heartbeat_ms = 300
+            \(adapter.map { "[adapter]\n" + $0 } ?? "")
+            """.write(to: config, atomically: true, encoding: .utf8)
+        return config
+    }
+
     /// Makes `socket` a CurveZMQ client of the broker with `agency`'s key (by default a task
     /// force, which has the monitor role).
     func monitorKey(_ socket: Socket, as agency: String = "gugus-tugas-batam") throws {

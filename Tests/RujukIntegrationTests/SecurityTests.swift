@@ -145,19 +145,8 @@ import ZeroMQ
         let network = try Network()
         let context = network.context
         let endpoint = try BrokerProcess.freeEndpoint(context)
-        let config = network.directory.appendingPathComponent("rujuk.toml")
+        let config = try network.childBrokerConfig(endpoint: endpoint)
         let brokerData = network.directory.appendingPathComponent("child-broker")
-        try FileManager.default.createDirectory(at: network.directory, withIntermediateDirectories: true)
-        try """
-            agencies = "\(Network.childFiles.agencies)"
-            [broker]
-            \(Network.childFiles.broker)
-            router = "\(endpoint)"
-            monitor = "tcp://127.0.0.1:*"
-            http = "127.0.0.1:0"
-            data_dir = "\(brokerData.path)"
-            heartbeat_ms = 300
-            """.write(to: config, atomically: true, encoding: .utf8)
         let broker = try BrokerProcess(config: config, directory: network.directory, logLevel: "trace")
         defer { broker.kill() }
         let police = try network.adapter("polda-kepri", endpoint: endpoint)
@@ -211,19 +200,7 @@ import ZeroMQ
         try FileManager.default.createDirectory(at: network.directory, withIntermediateDirectories: true)
         let original = try String(contentsOfFile: Network.childFiles.agencies, encoding: .utf8)
         try original.write(to: agencies, atomically: true, encoding: .utf8)
-        let config = network.directory.appendingPathComponent("rujuk.toml")
-        try """
-            agencies = "\(agencies.path)"
-            [broker]
-            \(Network.childFiles.broker)
-            router = "\(endpoint)"
-            monitor = "tcp://127.0.0.1:*"
-            http = "127.0.0.1:0"
-            data_dir = "\(network.directory.appendingPathComponent("child-broker").path)"
-            heartbeat_ms = 300
-            [adapter]
-            \(Network.childFiles.adapter)
-            """.write(to: config, atomically: true, encoding: .utf8)
+        let config = try network.childBrokerConfig(endpoint: endpoint, agencies: agencies.path, adapter: Network.childFiles.adapter)
         let broker = try BrokerProcess(config: config, directory: network.directory)
         defer { broker.kill() }
         let police = try network.adapter("polda-kepri", heartbeatMs: 300, endpoint: endpoint)
@@ -273,6 +250,33 @@ import ZeroMQ
         try peer.send(.ping)
         guard case .pong = try peer.next() else { Issue.record("the new key has a session"); return }
         #expect(network.broker.router.snapshot.connected.contains("polda-kepri"))
+    }
+
+    @Test func aSubscriberWhoseMonitorRoleIsWithdrawnIsCutOnReload() async throws {
+        let network = try Network()
+        let police = try network.adapter("polda-kepri")
+        let subscriber = try Socket(network.context, .sub)
+        defer { subscriber.close() }
+        let events = try SocketMonitor(subscriber, context: network.context, kinds: [.handshakeSucceeded, .disconnected])
+        defer { events.close() }
+        try subscriber.set(ZMQ_RCVTIMEO, Int32(200))
+        try subscriber.set(ZMQ_SUBSCRIBE, bytes: Array("kind/".utf8))
+        try network.monitorKey(subscriber)
+        try subscriber.connect(network.broker.monitorEndpoint)
+        #expect(try events.wait(for: .handshakeSucceeded, timeoutMilliseconds: 10_000) != nil)
+        // Once the broker has seen the subscription (events arrive), it knows the connection.
+        try await waitFor("the subscriber sees the feed", timeout: 30, interval: 0.2) {
+            _ = try police.refer(Network.request())
+            return try subscriber.receive() != nil
+        }
+        // The task force loses the monitor role: its live subscription is cut.
+        let withdrawn = AgencyRegistry(Network.registry.agencies.map { agency in
+            var copy = agency
+            if agency.id == "gugus-tugas-batam" { copy.roles = [.escalations] }
+            return copy
+        }, services: Network.registry.services)
+        network.broker.reload(withdrawn)
+        #expect(try events.wait(for: .disconnected, timeoutMilliseconds: 10_000) != nil, "the broker cut the connection")
     }
 
     @Test func auditTamperingIsDetected() async throws {
@@ -326,9 +330,9 @@ import ZeroMQ
         let network = try Network()
         let police = try network.adapter("polda-kepri")
         let hospital = try network.adapter("rsud-embung-fatimah")
-        let name = "Purgeable Name Kartika-Distinctive"
+        let name = "Purgeable Name Kartika-Distinctive", kept = "Kept Name Larasati-Distinctive"
         let closed = try police.refer(Network.request(name: name))
-        let open = try police.refer(Network.request(name: name))
+        let open = try police.refer(Network.request(name: kept))
         try await waitFor("both received") { try [closed.id, open.id].allSatisfy { try hospital.ledger.view($0) != nil } }
         _ = try hospital.change(closed.id, to: .declined, reason: "no bed", outcome: nil)
         try await waitFor("the decline reaches the sender") { try police.ledger.view(closed.id)?.status == .declined }
@@ -340,9 +344,15 @@ import ZeroMQ
             let purged = try #require(try ledger.view(closed.id))
             #expect(purged.body == nil && purged.status == .declined && purged.to == "rsud-embung-fatimah" && purged.history?.count ?? 0 >= 3,
                     "the envelope and the history stay")
-            #expect(try ledger.view(open.id)?.body?.subject.name == name, "an open handoff keeps its data")
+            #expect(try ledger.view(open.id)?.body?.subject.name == kept, "an open handoff keeps its data")
         }
-        // Only the open handoff's copies of the name are left in the files.
+        // The purged name is in no byte of either ledger's files (overwritten, the WAL truncated);
+        // the open handoff's still is, so the search can see a name where there is one.
+        for agency in ["polda-kepri", "rsud-embung-fatimah"] {
+            let files = network.directory.appendingPathComponent("adapters/\(agency)")
+            #expect(try !anyFile(under: files, contains: name), "\(agency): purged")
+            #expect(try anyFile(under: files, contains: kept), "\(agency): kept")
+        }
         police.shutdown()
         hospital.shutdown()
         network.adapters.removeAll()
