@@ -130,6 +130,7 @@ public final class BrokerLink: @unchecked Sendable {
             control.withLock { $0.state = .ready }
             logger.info("connected to the broker", metadata: ["agency.id": "\(configuration.agency)", "credit": "\(body.credit)"])
         case .commit(let commit):
+            FaultPoint.commitReceived.reached()
             do {
                 try ledger.markCommitted(commit.ids)
                 for id in commit.ids { inFlight.removeValue(forKey: id) }
@@ -181,6 +182,7 @@ public final class BrokerLink: @unchecked Sendable {
     private func storeAndReceipt(_ deliveries: [(DeliveryHeader, [UInt8])]) {
         do {
             let result = try ledger.storeDeliveries(deliveries)
+            FaultPoint.deliveryStored.reached()
             // Only now, with the ledger's transaction committed, does the RECEIPT go out.
             if !result.receipts.isEmpty { send(.receipt(Receipt(ids: result.receipts))) }
             for (id, error) in result.refused {
@@ -202,6 +204,7 @@ public final class BrokerLink: @unchecked Sendable {
                 inFlight[entry.messageID] = entry.seq
                 sentThrough = entry.seq
             }
+            if !entries.isEmpty { FaultPoint.outboxSent.reached() }
         } catch {
             logger.error("cannot read the outbox", metadata: ["error": "\(error)"])
         }

@@ -231,7 +231,10 @@ extension BrokerStore {
             }
             auditHead = head
         } catch {
-            let failure = RujukError(.storageUnavailable, "the broker could not store the message; retry later")
+            // The reason names the storage fault (e.g. "database or disk is full"), so the
+            // sender's operator knows what the broker's operator must fix.
+            let cause = (error as? DatabaseError)?.message ?? "\(error)"
+            let failure = RujukError(.storageUnavailable, "the broker could not store the message (\(cause)); retry later")
             outcomes = writes.map { write in
                 switch write {
                 case .refer(let referral, _, _): .refused(failure, id: referral.id)

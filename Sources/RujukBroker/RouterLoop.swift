@@ -38,6 +38,8 @@ public final class RouterLoop: @unchecked Sendable {
     private let wakeup = Wakeup()
     private let lock = NSLock()
     private var stopping = false
+    /// The last group commit failed as a whole (disk full, I/O error).
+    private var storageFailing = false
     private var shared = RouterSnapshot()
     private let finished = DispatchSemaphore(value: 0)
 
@@ -310,6 +312,8 @@ public final class RouterLoop: @unchecked Sendable {
         guard !writes.isEmpty else { return }
 
         let (outcomes, deliveries, feed) = store.commit(writes, now: clock.now())
+        FaultPoint.groupCommitted.reached()
+        noteStorageHealth(outcomes)
         publish(feed)
         stats.batches += 1
         var commits: [[UInt8]: [String]] = [:]
@@ -393,6 +397,23 @@ public final class RouterLoop: @unchecked Sendable {
                 writer.endObject()
                 _ = try? monitor.send([topicBytes, writer.bytes], dontWait: true)
             }
+        }
+    }
+
+    /// Says once when the store stops taking writes (disk full, I/O error) and once when it
+    /// takes them again; in between every message is refused with storage_unavailable, and its
+    /// sender keeps it in its outbox and sends it again.
+    private func noteStorageHealth(_ outcomes: [CommitOutcome]) {
+        let failed = outcomes.first.flatMap { outcome -> RujukError? in
+            if case .refused(let error, _) = outcome, error.code == .storageUnavailable { return error }
+            return nil
+        }
+        if let failed, !storageFailing {
+            storageFailing = true
+            logger.error("the store cannot write; refusing every message with storage_unavailable until it can", metadata: ["error.reason": "\(failed.reason)"])
+        } else if failed == nil, storageFailing {
+            storageFailing = false
+            logger.notice("the store writes again; accepting messages")
         }
     }
 

@@ -21,6 +21,7 @@ public enum DurableDatabase {
     public static func open(_ url: URL, durability: Durability, label: String, what: String) throws -> DatabasePool {
         _ = tuned
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try checkHeader(url, what)
         var configuration = Configuration()
         configuration.foreignKeysEnabled = true
         configuration.busyMode = .timeout(10)
@@ -54,6 +55,38 @@ public enum DurableDatabase {
         }
         checkpointer.start()
         return (pool, checkpointer)
+    }
+
+    /// Refuses a file that is shorter than its own header says. SQLite notices a truncated
+    /// file only when it reads a missing page — possibly long after start, in the middle of
+    /// routing — so a copy cut short (a full disk during a restore, a partial rsync) is caught
+    /// here, before anything is written to it (when no WAL is beside it). The header's page count is trusted only when
+    /// SQLite marks it valid (its "version-valid-for" number equals the change counter).
+    static func checkHeader(_ url: URL, _ what: String) throws {
+        guard let handle = FileHandle(forReadingAtPath: url.path) else { return }
+        defer { try? handle.close() }
+        let header = [UInt8](handle.readData(ofLength: 100))
+        guard !header.isEmpty else { return }
+        func refuse(_ reason: String) -> RujukError {
+            RujukError(.storageUnavailable, "cannot open the \(what) \(url.path): \(reason) — the file was left as it is; restore it from a backup")
+        }
+        guard header.count == 100, header.starts(with: Array("SQLite format 3\0".utf8)) else {
+            throw refuse("it is not an SQLite database (its header is wrong)")
+        }
+        func bigEndian(_ offset: Int) -> UInt64 { header[offset..<offset + 4].reduce(0) { $0 << 8 | UInt64($1) } }
+        let rawPageSize = UInt64(header[16]) << 8 | UInt64(header[17])
+        let pageSize = rawPageSize == 1 ? 65_536 : rawPageSize
+        let pages = bigEndian(28)
+        guard bigEndian(92) == bigEndian(24), pages > 0 else { return }
+        // With a WAL beside it the file may be legitimately short: a checkpoint writes page 1
+        // (and its new page count) before the pages past the end, and one cut by kill -9 is
+        // finished from the WAL at the next open.
+        let wal = (try? FileManager.default.attributesOfItem(atPath: url.path + "-wal")[.size] as? UInt64) ?? 0
+        guard wal == 0 else { return }
+        let size = (try? FileManager.default.attributesOfItem(atPath: url.path)[.size] as? UInt64) ?? 0
+        if size < pages * pageSize {
+            throw refuse("it is truncated: its header says \(pages * pageSize) bytes, the file has \(size)")
+        }
     }
 
     private static func failure(_ url: URL, _ what: String, _ error: DatabaseError) -> RujukError {

@@ -1,0 +1,72 @@
+import Foundation
+
+/// A `rujuk` process of the cluster under test: started, signalled (SIGKILL, SIGSTOP, SIGCONT,
+/// SIGTERM) and started again with the same arguments, its output appended to one log file.
+final class ChildProcess: @unchecked Sendable {
+    let name: String
+    let binary: URL
+    let arguments: [String]
+    let log: URL
+    private var environment: [String: String]
+    private(set) var process: Process?
+    /// How many times it was started.
+    private(set) var starts = 0
+
+    init(name: String, binary: URL, arguments: [String], log: URL, environment: [String: String] = [:]) {
+        self.name = name
+        self.binary = binary
+        self.arguments = arguments
+        self.log = log
+        self.environment = environment
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+    }
+
+    var isRunning: Bool { process?.isRunning ?? false }
+    var pid: Int32 { process?.processIdentifier ?? 0 }
+
+    /// Starts it; `crashAt` arms a `FaultPoint` (`RUJUK_CRASH_AT`) for this run only.
+    func start(crashAt: String? = nil) throws {
+        precondition(!isRunning, "\(name) is already running")
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        env["RUJUK_CRASH_AT"] = crashAt
+        process.environment = env
+        let handle = try FileHandle(forWritingTo: log)
+        handle.seekToEndOfFile()
+        handle.write(Data("---- start \(starts + 1)\(crashAt.map { " (crash at \($0))" } ?? "")\n".utf8))
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        try handle.close()
+        self.process = process
+        starts += 1
+    }
+
+    /// Sends `signal`; for SIGKILL and SIGTERM waits until the process has exited.
+    func signal(_ signal: Int32) {
+        guard let process, process.isRunning else { return }
+        kill(process.processIdentifier, signal)
+        if signal == SIGKILL || signal == SIGTERM { process.waitUntilExit() }
+    }
+
+    /// Waits up to `timeout` for the process to exit by itself; its exit status, or nil.
+    func waitForExit(timeout: TimeInterval) async -> Int32? {
+        let deadline = Date() + timeout
+        while Date() < deadline {
+            if let process, !process.isRunning { return process.terminationStatus }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return nil
+    }
+
+    /// The log's last `count` characters, for a failure message.
+    func logTail(_ count: Int = 2000) -> String {
+        String((try? String(contentsOf: log, encoding: .utf8))?.suffix(count) ?? "")
+    }
+
+    func logContains(_ text: String) -> Bool {
+        (try? String(contentsOf: log, encoding: .utf8))?.contains(text) ?? false
+    }
+}

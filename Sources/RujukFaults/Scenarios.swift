@@ -1,0 +1,160 @@
+import Foundation
+import GRDB
+import RujukCore
+
+/// The fault scenarios of `make faults`, each on a cluster of its own.
+enum Scenarios {
+    static let all: [(name: String, run: @Sendable (ScenarioContext) async throws -> ScenarioResult)] = [
+        ("broker-sigkill", brokerKills),
+        ("recipient-crash-before-receipt", recipientCrashes),
+        ("sender-crash-before-commit", senderCrashes),
+        ("pause-and-link-cut", pauseAndLinkCut),
+        ("restart-with-backlog", restartWithBacklog),
+        ("disk-full", diskFull),
+        ("corrupt-store", corruptStore),
+    ]
+
+    /// SIGKILL the broker at random moments while the senders submit, and start it again at once.
+    static func brokerKills(_ context: ScenarioContext) async throws -> ScenarioResult {
+        let cluster = try await context.makeCluster("broker-sigkill")
+        defer { cluster.stopAll(); cluster.agencySystem.stop() }
+        try await context.startAll(cluster)
+        let load = LoadGenerator(cluster: cluster)
+        let total = context.scale.referrals, kills = context.scale.brokerKills
+        let submitting = Task { await load.run(count: total) }
+        for kill in 1...kills {
+            // Spread the kills over the load: the k-th once k/(kills+1) of it is acknowledged,
+            // then a random moment within the next 300 ms.
+            let mark = total * kill / (kills + 1)
+            try await waitFor("\(mark) acknowledged", timeout: 600) { load.acknowledged >= mark }
+            try await Task.sleep(for: .milliseconds(Int.random(in: 0...300)))
+            cluster.broker.signal(SIGKILL)
+            context.log("    kill \(kill)/\(kills) at \(load.acknowledged) acknowledged, \(try context.committedCount(cluster)) committed")
+            try await cluster.startBroker()
+        }
+        await submitting.value
+        let verdict = try await context.settle(cluster, load)
+        return ScenarioResult(name: "broker-sigkill", verdict: verdict, checks: [("broker killed \(kills) times during the load", cluster.broker.starts == kills + 1)])
+    }
+
+    /// The recipient's adapter dies (SIGKILL) right after its ledger committed a batch of
+    /// deliveries and before the RECEIPT left, again and again.
+    static func recipientCrashes(_ context: ScenarioContext) async throws -> ScenarioResult {
+        try await crashes(context, name: "recipient-crash-before-receipt", agency: "rsud-embung-fatimah", points: [.deliveryStored])
+    }
+
+    /// A sender's adapter dies (SIGKILL) after sending from its outbox and before the COMMIT is
+    /// recorded — half the time before the COMMIT arrives, half right after it arrives.
+    static func senderCrashes(_ context: ScenarioContext) async throws -> ScenarioResult {
+        try await crashes(context, name: "sender-crash-before-commit", agency: "polda-kepri", points: [.outboxSent, .commitReceived])
+    }
+
+    private static func crashes(_ context: ScenarioContext, name: String, agency: String, points: [FaultPoint]) async throws -> ScenarioResult {
+        let cluster = try await context.makeCluster(name)
+        defer { cluster.stopAll(); cluster.agencySystem.stop() }
+        try await context.startAll(cluster, except: [agency])
+        let child = cluster.adapter(agency)
+        let load = LoadGenerator(cluster: cluster)
+        let total = context.scale.referrals / 2
+        func arm(_ crash: Int) -> String { "\(points[crash % points.count].rawValue):\(Int.random(in: 1...40))" }
+        try await cluster.startAdapter(agency, crashAt: arm(0))
+        let submitting = Task { await load.run(count: total, concurrency: 8) }
+        var crashed = 0
+        while crashed < context.scale.crashes {
+            // Dies by itself at the armed point; started again with the next one armed.
+            guard await child.waitForExit(timeout: 120) != nil else { throw FaultError("\(agency) did not reach its crash point: \(child.logTail())") }
+            crashed += 1
+            context.log("    \(agency) crashed \(crashed)/\(context.scale.crashes) at \(load.acknowledged) acknowledged")
+            try await cluster.startAdapter(agency, crashAt: crashed < context.scale.crashes ? arm(crashed) : nil)
+        }
+        await submitting.value
+        let verdict = try await context.settle(cluster, load)
+        return ScenarioResult(name: name, verdict: verdict, checks: [("\(agency) died at its crash point \(crashed) times", crashed == context.scale.crashes)])
+    }
+
+    /// SIGSTOP a recipient for longer than the heartbeat timeout under load, then SIGCONT; then
+    /// cut the TCP link between it and the broker, and restore it.
+    static func pauseAndLinkCut(_ context: ScenarioContext) async throws -> ScenarioResult {
+        var proxy: TCPProxy?
+        let cluster = try await context.makeCluster("pause-and-link-cut") { brokerPort in
+            let made = try TCPProxy(target: brokerPort)
+            proxy = made
+            return "tcp://127.0.0.1:\(made.port)"
+        }
+        defer { cluster.stopAll(); cluster.agencySystem.stop() }
+        try await context.startAll(cluster)
+        let recipient = cluster.adapter("rsud-embung-fatimah")
+        let load = LoadGenerator(cluster: cluster)
+        let total = context.scale.referrals / 2
+        let submitting = Task { await load.run(count: total, concurrency: 8) }
+        var checks: [(String, Bool)] = []
+
+        try await waitFor("a quarter acknowledged", timeout: 600) { load.acknowledged >= total / 4 }
+        recipient.signal(SIGSTOP)
+        // Three heartbeats (300 ms) make the broker drop the session; stay stopped well past it.
+        let brokerLog = cluster.broker.log
+        try await waitFor("the broker to drop the stopped recipient", timeout: 30) {
+            (try? String(contentsOf: brokerLog, encoding: .utf8))?.contains("heartbeat") ?? false
+        }
+        try await Task.sleep(for: .seconds(1))
+        recipient.signal(SIGCONT)
+        context.log("    recipient stopped and continued at \(load.acknowledged) acknowledged")
+        try await cluster.waitConnected("rsud-embung-fatimah")
+        checks.append(("the recipient reconnected after SIGCONT", true))
+
+        try await waitFor("half acknowledged", timeout: 600) { load.acknowledged >= total / 2 }
+        proxy!.cut()
+        context.log("    link cut at \(load.acknowledged) acknowledged")
+        try await Task.sleep(for: .seconds(2))
+        try proxy!.restore()
+        context.log("    link restored")
+        await submitting.value
+        let verdict = try await context.settle(cluster, load)
+        return ScenarioResult(name: "pause-and-link-cut", verdict: verdict, checks: checks)
+    }
+
+    /// A backlog for an offline agency, a broker SIGKILL and restart with it stored, then the
+    /// agency connects and the backlog drains.
+    static func restartWithBacklog(_ context: ScenarioContext) async throws -> ScenarioResult {
+        let cluster = try await context.makeCluster("restart-with-backlog")
+        defer { cluster.stopAll(); cluster.agencySystem.stop() }
+        let offline = "uptd-ppa-batam"
+        try await context.startAll(cluster, except: [offline])
+        let load = LoadGenerator(cluster: cluster)
+        let total = context.scale.backlog
+        let queueing = Date()
+        await load.run(count: total, concurrency: 16, routes: Route.standard.filter { $0.to == offline })
+        try await waitFor("the backlog committed at the broker", timeout: 900) { try context.committedCount(cluster) >= load.acknowledged }
+        context.log("    \(load.acknowledged) queued for \(offline) in \(String(format: "%.0f", Date().timeIntervalSince(queueing))) s")
+
+        cluster.broker.signal(SIGKILL)
+        let restart = Date()
+        try await cluster.startBroker()
+        let restartSeconds = Date().timeIntervalSince(restart)
+        // Accepting traffic: a new referral committed after the restart.
+        let backlog = load.acknowledged
+        await load.run(count: 1, concurrency: 1, routes: [Route.standard[0]])
+        let probeID = load.submissions.last?.id ?? ""
+        try await waitFor("a new referral committed after the restart", timeout: 60) {
+            try cluster.readLedger("polda-kepri") { db in
+                try Bool.fetchOne(db, sql: "SELECT committed_at IS NOT NULL FROM outbox WHERE referral_id = ? AND kind = 'refer'", arguments: [probeID]) ?? false
+            }
+        }
+        let acceptingSeconds = Date().timeIntervalSince(restart)
+        context.log("    broker restarted: status API after \(String(format: "%.2f", restartSeconds)) s, a new referral committed after \(String(format: "%.2f", acceptingSeconds)) s")
+
+        let connect = Date()
+        try await cluster.startAdapter(offline)
+        try await waitFor("the backlog in \(offline)'s ledger", timeout: 900) {
+            try cluster.readLedger(offline) { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM referral WHERE direction = 'inbound'") ?? 0 } >= backlog
+        }
+        let drainSeconds = Date().timeIntervalSince(connect)
+        context.log("    backlog of \(backlog) drained into the ledger in \(String(format: "%.1f", drainSeconds)) s")
+        let verdict = try await context.settle(cluster, load, timeout: 1800)
+        return ScenarioResult(name: "restart-with-backlog", verdict: verdict, figures: [
+            ("broker restart with \(total) stored: status API up", String(format: "%.2f s", restartSeconds)),
+            ("broker restart with \(total) stored: new referral committed", String(format: "%.2f s", acceptingSeconds)),
+            ("backlog of \(total) drained into the recipient's ledger", String(format: "%.1f s", drainSeconds)),
+        ])
+    }
+}
