@@ -96,6 +96,10 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "RujukFaultsTests",
+            dependencies: ["RujukFaults"]
+        ),
+        .testTarget(
             name: "ZeroMQTests",
             dependencies: ["ZeroMQ"]
         ),

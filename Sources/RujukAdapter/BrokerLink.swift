@@ -30,6 +30,12 @@ public final class BrokerLink: @unchecked Sendable {
     private var ready = false
     private var inFlight: [String: Int64] = [:]
     private var sentThrough: Int64 = 0
+    /// After the broker said it cannot store (storage_unavailable: its disk is full, say), the
+    /// outbox waits until this instant (monotonic ms) before sending again, backing off from
+    /// 250 ms to 5 s, so that every adapter does not resend its whole window in a tight loop
+    /// at a broker that is already struggling. A COMMIT resets the backoff.
+    private var holdOutboxUntil: UInt64 = 0
+    private var storageBackoff: UInt64 = 250
     private var lastHeard: UInt64 = 0
     private var lastSent: UInt64 = 0
     private var heartbeatMs: Int
@@ -131,6 +137,7 @@ public final class BrokerLink: @unchecked Sendable {
             logger.info("connected to the broker", metadata: ["agency.id": "\(configuration.agency)", "credit": "\(body.credit)"])
         case .commit(let commit):
             FaultPoint.commitReceived.reached()
+            storageBackoff = 250
             do {
                 try ledger.markCommitted(commit.ids)
                 for id in commit.ids { inFlight.removeValue(forKey: id) }
@@ -164,7 +171,14 @@ public final class BrokerLink: @unchecked Sendable {
             // Not a verdict on the message: it stays in the outbox and goes again.
             if let id = error.id { inFlight.removeValue(forKey: id) }
             sentThrough = 0
-            logger.warning("broker cannot store now; will retry", metadata: ["message.id": "\(error.id ?? "-")"])
+            // One refusal per message of the window arrives in a burst: the first sets the hold.
+            let now = monotonicMilliseconds()
+            if now >= holdOutboxUntil {
+                holdOutboxUntil = now + storageBackoff
+                logger.warning("broker cannot store now; the outbox waits and sends again", metadata: [
+                    "error.reason": "\(error.reason)", "retry.ms": "\(storageBackoff)"])
+                storageBackoff = min(storageBackoff * 2, 5000)
+            }
         default:
             if let id = error.id, inFlight.removeValue(forKey: id) != nil {
                 logger.warning("broker refused a message", metadata: ["message.id": "\(id)", "error.code": "\(error.code)", "error.reason": "\(error.reason)"])
@@ -195,7 +209,7 @@ public final class BrokerLink: @unchecked Sendable {
 
     private func sendOutbox() {
         let room = configuration.sendWindow - inFlight.count
-        guard room > 0 else { return }
+        guard room > 0, monotonicMilliseconds() >= holdOutboxUntil else { return }
         do {
             let entries = try ledger.pendingOutbox(after: sentThrough, limit: room)
             for entry in entries {

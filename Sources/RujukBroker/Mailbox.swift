@@ -46,6 +46,15 @@ struct Mailbox {
         attempts.removeValue(forKey: messageID)
     }
 
+    /// The RECEIPT for these deliveries could not be stored (the store cannot write): they go
+    /// out again, in order, ahead of what waits, and the recipient — which has them already —
+    /// answers with another RECEIPT. Without this they would sit in flight, unreceipted at the
+    /// broker, until the agency's next session.
+    mutating func sendAgain(_ messageIDs: [String]) {
+        let entries = messageIDs.compactMap { inFlight.removeValue(forKey: $0) }.sorted { $0.seq < $1.seq }
+        queue.insert(contentsOf: entries, at: 0)
+    }
+
     /// Forgets the in-memory window (the agency went away); the store still has everything.
     mutating func release() {
         queue.removeAll()

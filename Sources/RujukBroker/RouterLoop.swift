@@ -40,6 +40,9 @@ public final class RouterLoop: @unchecked Sendable {
     private var stopping = false
     /// The last group commit failed as a whole (disk full, I/O error).
     private var storageFailing = false
+    /// Agencies with deliveries to send again because their RECEIPT could not be stored.
+    private var awaitingResend = Set<String>()
+    private var lastResend: UInt64 = 0
     private var shared = RouterSnapshot()
     private let finished = DispatchSemaphore(value: 0)
 
@@ -214,6 +217,7 @@ public final class RouterLoop: @unchecked Sendable {
                     batch.append(message)
                 }
                 if !batch.isEmpty { process(batch, socket) }
+                resendUnreceipted(socket)
                 heartbeat(socket)
                 publishStats()
             } catch let error as ZMQError where error.isTerminated {
@@ -330,6 +334,10 @@ public final class RouterLoop: @unchecked Sendable {
                 commits[origin, default: []].append(id)
                 stats.committed += 1
             case .refused(let error, let id):
+                if case .receipt(let ids, let agency, _) = writes[index], error.code == .storageUnavailable {
+                    mailboxes[agency]?.sendAgain(ids)
+                    awaitingResend.insert(agency)
+                }
                 refuse(error, id: id, to: origin, socket)
             }
         }
@@ -346,7 +354,8 @@ public final class RouterLoop: @unchecked Sendable {
         for write in writes {
             if case .receipt(_, let agency, _) = write { touched.insert(agency) }
         }
-        for agency in touched { pump(agency, socket) }
+        // Deliveries whose RECEIPT could not be stored wait for resendUnreceipted.
+        for agency in touched.subtracting(awaitingResend) { pump(agency, socket) }
     }
 
     /// XPUB hands over each subscription's first subscribe and last unsubscribe: byte 1 or 0,
@@ -400,6 +409,19 @@ public final class RouterLoop: @unchecked Sendable {
         }
     }
 
+    /// Sends again the deliveries whose RECEIPT the store could not take, once a second at
+    /// most while it cannot write (each round is a RECEIPT and a failed transaction), at once
+    /// when it writes again.
+    private func resendUnreceipted(_ socket: Socket) {
+        guard !awaitingResend.isEmpty else { return }
+        let now = monotonicMilliseconds()
+        guard !storageFailing || now >= lastResend + 1000 else { return }
+        lastResend = now
+        let agencies = awaitingResend
+        awaitingResend.removeAll()
+        for agency in agencies { pump(agency, socket) }
+    }
+
     /// Says once when the store stops taking writes (disk full, I/O error) and once when it
     /// takes them again; in between every message is refused with storage_unavailable, and its
     /// sender keeps it in its outbox and sends it again.
@@ -419,7 +441,8 @@ public final class RouterLoop: @unchecked Sendable {
 
     private func refuse(_ error: RujukError, id: String?, to routingID: [UInt8], _ socket: Socket) {
         stats.refused += 1
-        logger.info("refused", metadata: ["error.code": "\(error.code)", "error.reason": "\(error.reason)", "message.id": "\(id ?? "-")", "agency.id": "\(sessions[routingID]?.agency ?? "-")"])
+        // A store that cannot write refuses every message; that is said once (noteStorageHealth).
+        logger.log(level: error.code == .storageUnavailable ? .debug : .info, "refused", metadata: ["error.code": "\(error.code)", "error.reason": "\(error.reason)", "message.id": "\(id ?? "-")", "agency.id": "\(sessions[routingID]?.agency ?? "-")"])
         send(.error(ProtocolError(error, id: id)), to: routingID, socket)
     }
 

@@ -36,12 +36,12 @@ struct FaultsCommand: AsyncParsableCommand {
         guard FileManager.default.isExecutableFile(atPath: binary.path) else { throw ValidationError("\(binary.path) is not executable: build it first") }
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("rujuk-faults-\(getpid())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let context = ScenarioContext(binary: binary, configDirectory: URL(fileURLWithPath: configDirectory), directory: directory, scale: chosen) { print($0) }
-        print("rujuk faults — \(ISO8601DateFormatter().string(from: Date())), scale \(scale): \(chosen.referrals) referrals, \(chosen.brokerKills) broker kills, \(chosen.crashes) crashes, backlog \(chosen.backlog)")
+        let context = ScenarioContext(binary: binary, configDirectory: URL(fileURLWithPath: configDirectory), directory: directory, scale: chosen) { say($0) }
+        say("rujuk faults — \(ISO8601DateFormatter().string(from: Date())), scale \(scale): \(chosen.referrals) referrals, \(chosen.brokerKills) broker kills, \(chosen.crashes) crashes, backlog \(chosen.backlog)")
 
         var results: [ScenarioResult] = []
         for (name, run) in Scenarios.all where scenario.isEmpty || scenario.contains(name) {
-            print("\n\(name)")
+            say("\n\(name)")
             let started = Date()
             var result: ScenarioResult
             do {
@@ -54,28 +54,34 @@ struct FaultsCommand: AsyncParsableCommand {
             results.append(result)
         }
 
-        print("\nscenario | lost | duplicated | unexpected | recovered | unconfirmed | checks | time")
+        say("\nscenario | lost | duplicated | unexpected | recovered | unconfirmed | checks | time")
         for result in results {
             let v = result.verdict
             let checks = result.skipped.map { "skipped: \($0)" } ?? "\(result.checks.filter(\.1).count)/\(result.checks.count)"
-            print("\(result.name) | \(v.map { "\($0.lost.count)" } ?? "-") | \(v.map { "\($0.duplicated.count)" } ?? "-") | \(v.map { "\($0.unexpected.count)" } ?? "-") | \(v.map { "\($0.recovered.count)" } ?? "-") | \(v.map { "\($0.unconfirmed.count)" } ?? "-") | \(checks) | \(String(format: "%.0f s", result.seconds))")
+            say("\(result.name) | \(v.map { "\($0.lost.count)" } ?? "-") | \(v.map { "\($0.duplicated.count)" } ?? "-") | \(v.map { "\($0.unexpected.count)" } ?? "-") | \(v.map { "\($0.recovered.count)" } ?? "-") | \(v.map { "\($0.unconfirmed.count)" } ?? "-") | \(checks) | \(String(format: "%.0f s", result.seconds))")
         }
         let failed = results.filter { !$0.passed }
-        if keep { print("\ndata and logs kept in \(directory.path)") } else if failed.isEmpty { try? FileManager.default.removeItem(at: directory) } else { print("\nlogs of the failed run kept in \(directory.path)") }
-        print("\nfaults: \(results.count - failed.count) passed, \(failed.count) failed")
+        if keep { say("\ndata and logs kept in \(directory.path)") } else if failed.isEmpty { try? FileManager.default.removeItem(at: directory) } else { say("\nlogs of the failed run kept in \(directory.path)") }
+        say("\nfaults: \(results.count - failed.count) passed, \(failed.count) failed")
         if !failed.isEmpty { throw ExitCode(1) }
     }
 
     private func report(_ result: ScenarioResult) {
-        if let skipped = result.skipped { print("  skipped: \(skipped)") }
+        if let skipped = result.skipped { say("  skipped: \(skipped)") }
         if let verdict = result.verdict {
-            print("  \(verdict.summary)")
+            say("  \(verdict.summary)")
             for (label, ids) in [("lost", verdict.lost), ("duplicated", verdict.duplicated), ("unexpected", verdict.unexpected), ("unconfirmed", verdict.unconfirmed)] where !ids.isEmpty {
-                print("  \(label): \(ids.prefix(5).joined(separator: ", "))\(ids.count > 5 ? " …" : "")")
+                say("  \(label): \(ids.prefix(5).joined(separator: ", "))\(ids.count > 5 ? " …" : "")")
             }
         }
-        for (check, held) in result.checks { print("  [\(held ? "ok" : "FAILED")] \(check)") }
-        for (figure, value) in result.figures { print("  \(figure): \(value)") }
-        print("  \(result.passed ? "PASSED" : "FAILED") in \(String(format: "%.0f", result.seconds)) s")
+        for (check, held) in result.checks { say("  [\(held ? "ok" : "FAILED")] \(check)") }
+        for (figure, value) in result.figures { say("  \(figure): \(value)") }
+        say("  \(result.passed ? "PASSED" : "FAILED") in \(String(format: "%.0f", result.seconds)) s")
     }
+}
+
+/// Prints a line at once, even when standard output is a file (a CI log being followed).
+func say(_ line: String) {
+    print(line)
+    fflush(nil)
 }
