@@ -11,15 +11,19 @@ import RujukCore
 /// (`/hook/<agency>`), recording each as it arrives — repeats included — for the checker. This
 /// is what a person at the hospital or the shelter would see.
 final class AgencySystem: @unchecked Sendable {
+    private let host: String
     private let port: Int
     private let received = Locked<[Delivery]>([])
     private var task: Task<Void, Error>?
 
-    init() throws {
+    /// - Parameter host: the address it listens on; 127.0.0.1 unless an adapter runs in a
+    ///   network namespace of its own and must reach it over the veth pair.
+    init(host: String = "127.0.0.1") throws {
+        self.host = host
         port = try freePort()
     }
 
-    func url(for agency: String) -> String { "http://127.0.0.1:\(port)/hook/\(agency)" }
+    func url(for agency: String) -> String { "http://\(host):\(port)/hook/\(agency)" }
 
     /// Starts the server and waits until it answers.
     func start() async throws {
@@ -40,9 +44,9 @@ final class AgencySystem: @unchecked Sendable {
         router.get("ping") { _, _ in Response(status: .noContent) }
         var logger = Logger(label: "agency-system")
         logger.logLevel = .critical
-        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: port), serverName: "agency-system"), logger: logger)
+        let app = Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "agency-system"), logger: logger)
         task = Task { try await app.runService() }
-        try await waitFor("the agency system's server", timeout: 30) { await httpGet(port: port, path: "/ping") != nil }
+        try await waitFor("the agency system's server", timeout: 30) { await httpGet(host: host, port: port, path: "/ping") != nil }
     }
 
     func stop() { task?.cancel() }
@@ -65,8 +69,8 @@ struct Delivery: Sendable, Equatable {
 }
 
 /// GET on loopback; the body, or nil when nothing answered with 2xx.
-func httpGet(port: Int, path: String, token: String? = nil) async -> Data? {
-    var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!, timeoutInterval: 5)
+func httpGet(host: String = "127.0.0.1", port: Int, path: String, token: String? = nil) async -> Data? {
+    var request = URLRequest(url: URL(string: "http://\(host):\(port)\(path)")!, timeoutInterval: 5)
     if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
     guard let (data, response) = try? await HTTPClient.session.data(for: request),
           let status = (response as? HTTPURLResponse)?.statusCode, status / 100 == 2 else { return nil }

@@ -15,6 +15,9 @@ final class Cluster: @unchecked Sendable {
     let brokerDataDirectory: URL
     private(set) var adapters: [String: ChildProcess] = [:]
     private(set) var apiPorts: [String: Int] = [:]
+    /// Where each adapter's API listens: 127.0.0.1, or the namespace's address for the one
+    /// adapter in a network namespace.
+    private(set) var apiHosts: [String: String] = [:]
     let agencySystem: AgencySystem
     private let keyDirectory: URL
     private let agenciesFile: URL
@@ -24,10 +27,12 @@ final class Cluster: @unchecked Sendable {
     /// - Parameters:
     ///   - brokerData: where the broker's store lives (a small filesystem for the disk-full
     ///     scenario); by default inside `directory`.
-    ///   - brokerEndpointForAdapters: lets a scenario put a proxy between adapters and broker.
+    ///   - adapterBrokerEndpoint: lets a scenario put a proxy between adapters and broker.
+    ///   - isolated: runs that namespace's agency inside it, and the broker on the host's end of
+    ///     its veth pair, so the link can be cut like a real one.
     init(binary: URL, configDirectory: URL, directory: URL, agencies: [String], recipients: Set<String>,
          agencySystem: AgencySystem, brokerData: URL? = nil, heartbeatMs: Int = 300,
-         adapterBrokerEndpoint: ((Int) throws -> String)? = nil) throws {
+         adapterBrokerEndpoint: ((Int) throws -> String)? = nil, isolated: NetworkNamespace? = nil) throws {
         self.directory = directory
         self.binary = binary
         self.agencySystem = agencySystem
@@ -55,6 +60,7 @@ final class Cluster: @unchecked Sendable {
         agenciesFile = directory.appendingPathComponent("agencies.toml")
         try lines.joined(separator: "\n").write(to: agenciesFile, atomically: true, encoding: .utf8)
 
+        let brokerHost = isolated?.hostAddress ?? "127.0.0.1"
         brokerPort = try freePort()
         brokerHTTPPort = try freePort()
         brokerDataDirectory = brokerData ?? directory.appendingPathComponent("broker")
@@ -64,7 +70,7 @@ final class Cluster: @unchecked Sendable {
             transport = "curve"
             [broker]
             key_file = "\(keyDirectory.appendingPathComponent("broker.key").path)"
-            router = "tcp://127.0.0.1:\(brokerPort)"
+            router = "tcp://\(brokerHost):\(brokerPort)"
             monitor = "tcp://127.0.0.1:\(try freePort())"
             http = "127.0.0.1:\(brokerHTTPPort)"
             data_dir = "\(brokerDataDirectory.path)"
@@ -76,7 +82,9 @@ final class Cluster: @unchecked Sendable {
         for agency in agencies {
             let port = try freePort()
             apiPorts[agency] = port
-            let endpoint = try adapterBrokerEndpoint?(brokerPort) ?? "tcp://127.0.0.1:\(brokerPort)"
+            let inNamespace = isolated?.agency == agency
+            apiHosts[agency] = inNamespace ? isolated!.namespaceAddress : "127.0.0.1"
+            let endpoint = try adapterBrokerEndpoint?(brokerPort) ?? "tcp://\(brokerHost):\(brokerPort)"
             let webhook = recipients.contains(agency) ? """
                 [adapter.webhook]
                 url = "\(agencySystem.url(for: agency))"
@@ -91,13 +99,16 @@ final class Cluster: @unchecked Sendable {
                 broker = "\(endpoint)"
                 broker_key = "\(brokerPublicKey)"
                 key_file = "\(keyDirectory.path)/{agency}.key"
-                api = "127.0.0.1:\(port)"
+                api = "\(apiHosts[agency]!):\(port)"
                 data_dir = "\(directory.appendingPathComponent("adapters").path)"
                 token = "faults"
                 heartbeat_ms = \(heartbeatMs)
                 \(webhook)
                 """.write(to: config, atomically: true, encoding: .utf8)
-            adapters[agency] = ChildProcess(name: agency, binary: binary, arguments: ["adapter", "--agency", agency, "--config", config.path],
+            let arguments = ["adapter", "--agency", agency, "--config", config.path]
+            // `ip netns exec` execs the adapter in place: its pid is the adapter's, for signals.
+            adapters[agency] = ChildProcess(name: agency, binary: inNamespace ? NetworkNamespace.ip : binary,
+                                            arguments: inNamespace ? ["netns", "exec", isolated!.name, binary.path] + arguments : arguments,
                                             log: directory.appendingPathComponent("adapter-\(agency).log"))
         }
     }
@@ -125,14 +136,14 @@ final class Cluster: @unchecked Sendable {
         try child.start(crashAt: crashAt)
         try await waitFor("\(agency)'s API", timeout: timeout) {
             guard child.isRunning else { throw FaultError("\(agency) exited at start: \(child.logTail())") }
-            return await httpGet(port: apiPorts[agency]!, path: "/health") != nil
+            return await httpGet(host: apiHosts[agency]!, port: apiPorts[agency]!, path: "/health") != nil
         }
     }
 
     /// Waits until an adapter says it is connected to the broker (its /health `broker` field).
     func waitConnected(_ agency: String, timeout: TimeInterval = 60) async throws {
         try await waitFor("\(agency) connected to the broker", timeout: timeout) {
-            guard let body = await httpGet(port: apiPorts[agency]!, path: "/health") else { return false }
+            guard let body = await httpGet(host: apiHosts[agency]!, port: apiPorts[agency]!, path: "/health") else { return false }
             return String(decoding: body, as: UTF8.self).contains("\"ready\"")
         }
     }

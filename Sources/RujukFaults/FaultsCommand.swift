@@ -11,7 +11,7 @@ struct FaultsCommand: AsyncParsableCommand {
         abstract: "Run Rujuk's fault scenarios against real processes and check that no referral is lost or duplicated.",
         discussion: """
             Scenarios: broker-sigkill, recipient-crash-before-receipt, sender-crash-before-commit, \
-            pause-and-link-cut, restart-with-backlog, disk-full, corrupt-store. Each starts its own broker \
+            pause-and-link-cut, netns-link-cut, restart-with-backlog, disk-full, corrupt-store. Each starts its own broker \
             and four adapters (two senders, two recipients whose webhooks go to a recording agency \
             system) on free loopback ports, with CurveZMQ and sealing as deployed. Exits 1 if any \
             scenario loses or duplicates a referral or fails a check.

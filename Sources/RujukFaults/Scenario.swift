@@ -38,12 +38,13 @@ struct ScenarioContext {
     static let senders = ["polda-kepri", "kjri-johor-bahru"]
     static let recipients = ["rsud-embung-fatimah", "uptd-ppa-batam"]
 
-    func makeCluster(_ name: String, brokerData: URL? = nil, adapterBrokerEndpoint: ((Int) throws -> String)? = nil) async throws -> Cluster {
-        let system = try AgencySystem()
+    func makeCluster(_ name: String, brokerData: URL? = nil, agencySystemHost: String = "127.0.0.1",
+                     adapterBrokerEndpoint: ((Int) throws -> String)? = nil, isolated: NetworkNamespace? = nil) async throws -> Cluster {
+        let system = try AgencySystem(host: agencySystemHost)
         try await system.start()
         return try Cluster(binary: binary, configDirectory: configDirectory, directory: directory.appendingPathComponent(name),
                            agencies: Self.senders + Self.recipients, recipients: Set(Self.recipients), agencySystem: system,
-                           brokerData: brokerData, adapterBrokerEndpoint: adapterBrokerEndpoint)
+                           brokerData: brokerData, adapterBrokerEndpoint: adapterBrokerEndpoint, isolated: isolated)
     }
 
     /// Starts the broker and every adapter, and waits until all are connected.

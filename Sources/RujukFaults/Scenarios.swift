@@ -9,6 +9,7 @@ enum Scenarios {
         ("recipient-crash-before-receipt", recipientCrashes),
         ("sender-crash-before-commit", senderCrashes),
         ("pause-and-link-cut", pauseAndLinkCut),
+        ("netns-link-cut", namespaceLinkCut),
         ("restart-with-backlog", restartWithBacklog),
         ("disk-full", diskFull),
         ("corrupt-store", corruptStore),
@@ -111,6 +112,41 @@ enum Scenarios {
         await submitting.value
         let verdict = try await context.settle(cluster, load)
         return ScenarioResult(name: "pause-and-link-cut", verdict: verdict, checks: checks)
+    }
+
+    /// A recipient in a network namespace of its own, its veth link set down under load for
+    /// longer than the heartbeat timeout (packets vanish, no reset), then up again.
+    static func namespaceLinkCut(_ context: ScenarioContext) async throws -> ScenarioResult {
+        guard NetworkNamespace.available else {
+            return ScenarioResult(name: "netns-link-cut", skipped: "needs root and ip(8) for a network namespace; pause-and-link-cut cuts the link with a proxy instead")
+        }
+        let agency = "rsud-embung-fatimah"
+        let namespace = try NetworkNamespace(agency: agency)
+        defer { namespace.destroy() }
+        let cluster = try await context.makeCluster("netns-link-cut", agencySystemHost: namespace.hostAddress, isolated: namespace)
+        defer { cluster.stopAll(); cluster.agencySystem.stop() }
+        try await context.startAll(cluster)
+        let load = LoadGenerator(cluster: cluster)
+        let total = context.scale.referrals / 2
+        let submitting = Task { await load.run(count: total, concurrency: 8) }
+        var checks: [(String, Bool)] = []
+        for cut in 1...2 {
+            try await waitFor("\(cut)/3 acknowledged", timeout: 600) { load.acknowledged >= total * cut / 3 }
+            try namespace.cut()
+            context.log("    link down at \(load.acknowledged) acknowledged")
+            let brokerLog = cluster.broker.log
+            let before = (try? String(contentsOf: brokerLog, encoding: .utf8))?.components(separatedBy: "heartbeat timeout").count ?? 0
+            let dropped = await eventually(timeout: 30) {
+                ((try? String(contentsOf: brokerLog, encoding: .utf8))?.components(separatedBy: "heartbeat timeout").count ?? 0) > before
+            }
+            checks.append(("cut \(cut): the broker notices the silent link by heartbeat and drops the session", dropped))
+            try namespace.restore()
+            context.log("    link up")
+            try await cluster.waitConnected(agency)
+        }
+        await submitting.value
+        let verdict = try await context.settle(cluster, load)
+        return ScenarioResult(name: "netns-link-cut", verdict: verdict, checks: checks)
     }
 
     /// A backlog for an offline agency, a broker SIGKILL and restart with it stored, then the

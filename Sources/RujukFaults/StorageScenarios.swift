@@ -103,6 +103,10 @@ extension Scenarios {
 
 /// Runs a system command and fails if it fails.
 func run(_ path: String, _ arguments: String...) throws {
+    try run(path, arguments)
+}
+
+func run(_ path: String, _ arguments: [String]) throws {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: path)
     process.arguments = arguments
