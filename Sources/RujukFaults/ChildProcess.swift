@@ -61,6 +61,25 @@ final class ChildProcess: @unchecked Sendable {
         return nil
     }
 
+    /// CPU time (user + system) the running process has used so far, in seconds, from
+    /// /proc/<pid>/stat; 0 if it is not running.
+    var cpuSeconds: Double {
+        guard isRunning, let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return 0 }
+        // Fields after the command name: state is field 3, utime 14 and stime 15.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
+    /// Resident memory of the running process (VmRSS), in MB; 0 if it is not running.
+    var residentMegabytes: Double {
+        guard isRunning, let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+              let kilobytes = Double(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
+        return kilobytes / 1024
+    }
+
     /// The log's last `count` characters, for a failure message.
     func logTail(_ count: Int = 2000) -> String {
         String((try? String(contentsOf: log, encoding: .utf8))?.suffix(count) ?? "")

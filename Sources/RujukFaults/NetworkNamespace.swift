@@ -23,7 +23,9 @@ final class NetworkNamespace: @unchecked Sendable {
         let subnet = id % 250 + 1
         hostAddress = "169.254.\(subnet).1"
         namespaceAddress = "169.254.\(subnet).2"
-        try? ip("netns", "del", name)
+        // One left by an earlier run with the same process id.
+        try? run(NetworkNamespace.ip.path, ["link", "del", hostInterface], quiet: true)
+        try? run(NetworkNamespace.ip.path, ["netns", "del", name], quiet: true)
         try ip("netns", "add", name)
         try ip("link", "add", hostInterface, "type", "veth", "peer", "name", "rjk\(id)n")
         try ip("link", "set", "rjk\(id)n", "netns", name)

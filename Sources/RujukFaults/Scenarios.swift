@@ -159,9 +159,12 @@ enum Scenarios {
         let load = LoadGenerator(cluster: cluster)
         let total = context.scale.backlog
         let queueing = Date()
+        let cpuBeforeQueue = cluster.broker.cpuSeconds
         await load.run(count: total, concurrency: 16, routes: Route.standard.filter { $0.to == offline })
         try await waitFor("the backlog committed at the broker", timeout: 900) { try context.committedCount(cluster) >= load.acknowledged }
-        context.log("    \(load.acknowledged) queued for \(offline) in \(String(format: "%.0f", Date().timeIntervalSince(queueing))) s")
+        let storeCPU = (cluster.broker.cpuSeconds - cpuBeforeQueue) / Double(max(1, load.acknowledged))
+        let rssQueued = cluster.broker.residentMegabytes
+        context.log("    \(load.acknowledged) queued for \(offline) in \(String(format: "%.0f", Date().timeIntervalSince(queueing))) s; broker CPU \(Int(storeCPU * 1e6)) µs per referral stored")
 
         cluster.broker.signal(SIGKILL)
         let restart = Date()
@@ -179,18 +182,26 @@ enum Scenarios {
         let acceptingSeconds = Date().timeIntervalSince(restart)
         context.log("    broker restarted: status API after \(String(format: "%.2f", restartSeconds)) s, a new referral committed after \(String(format: "%.2f", acceptingSeconds)) s")
 
+        let rssRestarted = cluster.broker.residentMegabytes
+        let cpuBeforeDrain = cluster.broker.cpuSeconds
         let connect = Date()
         try await cluster.startAdapter(offline)
         try await waitFor("the backlog in \(offline)'s ledger", timeout: 900) {
             try cluster.readLedger(offline) { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM referral WHERE direction = 'inbound'") ?? 0 } >= backlog
         }
         let drainSeconds = Date().timeIntervalSince(connect)
+        let drainCPU = (cluster.broker.cpuSeconds - cpuBeforeDrain) / Double(max(1, backlog))
+        let rssDrained = cluster.broker.residentMegabytes
         context.log("    backlog of \(backlog) drained into the ledger in \(String(format: "%.1f", drainSeconds)) s")
         let verdict = try await context.settle(cluster, load, timeout: 1800)
         return ScenarioResult(name: "restart-with-backlog", verdict: verdict, figures: [
             ("broker restart with \(total) stored: status API up", String(format: "%.2f s", restartSeconds)),
             ("broker restart with \(total) stored: new referral committed", String(format: "%.2f s", acceptingSeconds)),
             ("backlog of \(total) drained into the recipient's ledger", String(format: "%.1f s", drainSeconds)),
+            ("broker CPU per referral: stored (REFER to COMMIT)", String(format: "%.0f µs", storeCPU * 1e6)),
+            ("broker CPU per referral: delivered and receipted", String(format: "%.0f µs", drainCPU * 1e6)),
+            ("broker resident memory: with the backlog queued / after the restart / after the drain",
+             String(format: "%.0f / %.0f / %.0f MB", rssQueued, rssRestarted, rssDrained)),
         ])
     }
 }

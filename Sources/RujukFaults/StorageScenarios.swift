@@ -106,10 +106,11 @@ func run(_ path: String, _ arguments: String...) throws {
     try run(path, arguments)
 }
 
-func run(_ path: String, _ arguments: [String]) throws {
+func run(_ path: String, _ arguments: [String], quiet: Bool = false) throws {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: path)
     process.arguments = arguments
+    if quiet { process.standardError = FileHandle.nullDevice }
     try process.run()
     process.waitUntilExit()
     guard process.terminationStatus == 0 else { throw FaultError("\(path) \(arguments.joined(separator: " ")) failed (\(process.terminationStatus))") }

@@ -23,12 +23,13 @@ struct BenchCommand: AsyncParsableCommand {
             """)
 
     @Option(help: "Referrals for the throughput run.") var count = 20_000
-    @Option(help: "Offered rate for the latency run (referrals/s).") var rate = 500
+    @Option(parsing: .upToNextOption, help: "Offered rates for the latency runs (referrals/s), one run each.") var rate = [500, 1000]
     @Option(help: "Seconds of the latency run.") var seconds = 6
     @Option(help: "full or normal.") var durability: String = "full"
     @Option(help: "Throughput runs; the median is reported.") var runs = 3
     @Option(help: "Open handoffs in the ledger for the SLA sweep benchmark (0 skips it).") var sweepHandoffs = 1_000_000
     @Option(help: "Referrals in flight (sent, not yet received) in the throughput run.") var window = 2000
+    @Option(help: "Referrals stored for an offline agency before the broker restart benchmark (0 skips it).") var stored = 0
     @Flag(help: "Keep the temporary data directory (printed at the end) for inspection.") var keep = false
     @Option(help: "curve (as deployed) or plaintext (to see what CurveZMQ costs).") var transport: String = "curve"
     @OptionGroup var options: ConfigOptions
@@ -71,10 +72,15 @@ struct BenchCommand: AsyncParsableCommand {
         }
         print(String(format: "throughput: median %.0f referrals/s over %d runs", rates.sorted()[rates.count / 2], rates.count))
 
-        let paced = try (0..<(rate * seconds)).map { _ in try client.referral() }
-        let latency = try client.run(referrals: paced, window: 100_000, interval: 1.0 / Double(rate))
-        print(String(format: "latency at %d/s offered, send to the sender's copy of the receipt: p50 %.2f ms, p99 %.2f ms, max %.2f ms (%d referrals)",
-                     rate, latency.p(0.5), latency.p(0.99), latency.p(1.0), paced.count))
+        for rate in rate {
+            let paced = try (0..<(rate * seconds)).map { _ in try client.referral() }
+            let latency = try client.run(referrals: paced, window: 100_000, interval: 1.0 / Double(rate))
+            print(String(format: "latency at %d/s offered, send to the sender's copy of the receipt: p50 %.2f ms, p99 %.2f ms, max %.2f ms (%d referrals)",
+                         rate, latency.p(0.5), latency.p(0.99), latency.p(1.0), paced.count))
+        }
+        if stored > 0 {
+            try restartBenchmark(directory: directory.appendingPathComponent("restart"), stored: stored, keys: keys, registry: registry, durability: durability, transport: transport)
+        }
         if sweepHandoffs > 0 {
             try sweepBenchmark(directory: directory.appendingPathComponent("sweep"), handoffs: sweepHandoffs, sla: config.sla, registry: config.registry)
         }
@@ -176,14 +182,14 @@ final class BenchClient {
     }
 
     /// A referral as polda-kepri's adapter would send it, its personal part sealed for the recipient.
-    func referral() throws -> (id: String, bytes: [UInt8]) {
+    func referral(to recipient: String = "rsud-embung-fatimah", service: Service = .medicalCare) throws -> (id: String, bytes: [UInt8]) {
         let now = Date()
-        let consent = Consent(status: .given, scope: [.health], date: now, recordedBy: "bench")
+        let consent = Consent(status: .given, scope: [.health, .shelter], date: now, recordedBy: "bench")
         let body = ReferralBody(
             subject: Subject(ageBand: "25-34", gender: "female", nationality: "ID", languages: ["id"], child: false, needs: [], name: "Bench Person", contact: "+62 000"),
             consent: consent, notes: String(repeating: "n", count: 400))
         var referral = Referral(
-            caseRef: "BENCH-1", from: "polda-kepri", to: "rsud-embung-fatimah", service: .medicalCare, priority: .urgent,
+            caseRef: "BENCH-1", from: "polda-kepri", to: recipient, service: service, priority: .urgent,
             location: Location(province: "ID-KR", regency: "Batam"), reason: "benchmark referral", createdAt: now,
             dueReceive: now + 3600, dueRespond: now + 7200, dueComplete: now + 86400,
             consent: ConsentClaim(consent), sealed: SealedBody(enc: "", ct: ""))
