@@ -319,6 +319,9 @@ private struct GroupWriter {
     var feed: [FeedEvent] = []
     /// The audit chain's newest hash, as this transaction extends it.
     var auditHead: [UInt8]
+    /// The next feed row's seq, once this transaction has read it: only this writer inserts
+    /// feed rows, so it is read from `sqlite_sequence` once instead of before every row.
+    var nextFeedSeq: Int64?
 
     /// What the feed and the checks need of a handoff.
     struct Envelope {
@@ -355,7 +358,7 @@ private struct GroupWriter {
         let overdue = Breach.at(now, status: status, dueReceive: handoff.deadlines.receive, dueRespond: handoff.deadlines.respond, dueComplete: handoff.deadlines.complete)
         // The writer is serialized and AUTOINCREMENT hands out max(seq) + 1: the seq is known
         // before the insert, so the row goes in with its hash.
-        let seq = (try Int64.fetchOne(db.cachedStatement(sql: "SELECT seq FROM sqlite_sequence WHERE name = 'feed'")) ?? 0) + 1
+        let seq = try nextFeedSeq ?? ((Int64.fetchOne(db.cachedStatement(sql: "SELECT seq FROM sqlite_sequence WHERE name = 'feed'")) ?? 0) + 1)
         let atText = Timestamp.format(at)
         let targets = escalation?.targets.joined(separator: " ")
         let content = AuditChain.content(
@@ -372,6 +375,7 @@ private struct GroupWriter {
             escalation.map { .int(Int64($0.level)) } ?? .null, .optional(escalation?.notice.rawValue), .optional(escalation?.clock.rawValue),
             .optional(targets), .text(atText), .blob(auditHead), .blob(hash))
         auditHead = hash
+        nextFeedSeq = seq + 1
         feed.append(FeedEvent(
             seq: db.lastInsertedRowID, kind: kind, referralId: handoff.id, messageId: messageID, status: status, by: by, from: handoff.from,
             to: handoff.to, service: handoff.service, priority: handoff.priority, province: handoff.province, overdue: overdue,
