@@ -341,16 +341,20 @@ private struct GroupWriter {
     private static let envelopeByID = "SELECT \(envelopeColumns) FROM handoff h WHERE h.id = ?"
     private static let envelopeOfReferralMessage = "SELECT \(envelopeColumns) FROM message m JOIN handoff h ON h.id = m.id WHERE m.id = ? AND m.kind = 'referral'"
 
-    private func envelope(_ row: Row) -> Envelope {
-        func date(_ index: Int) -> Date { Timestamp.parse(row[index]) ?? .distantPast }
-        return Envelope(
-            id: row[0], from: row[1], to: row[2], status: HandoffStatus(rawValue: row[3]) ?? .requested,
-            service: Service(rawValue: row[4]) ?? .medicalCare, priority: Priority(rawValue: row[5]) ?? .routine, province: row[6],
-            deadlines: Deadlines(receive: date(7), respond: date(8), complete: date(9)), consentOverride: (row[10] as String) == "overridden")
+    /// A handoff's envelope by `sql` (one of the two above), read through SQLite's C API: this
+    /// runs for every receipted referral.
+    private func envelope(_ sql: String, _ id: String) throws -> Envelope? {
+        try db.first(sql, .text(id)) { row in
+            func date(_ index: Int32) -> Date { Timestamp.parse(row.text(index)) ?? .distantPast }
+            return Envelope(
+                id: row.text(0), from: row.text(1), to: row.text(2), status: HandoffStatus(rawValue: row.text(3)) ?? .requested,
+                service: Service(rawValue: row.text(4)) ?? .medicalCare, priority: Priority(rawValue: row.text(5)) ?? .routine, province: row.text(6),
+                deadlines: Deadlines(receive: date(7), respond: date(8), complete: date(9)), consentOverride: row.text(10) == "overridden")
+        }
     }
 
     private func envelope(_ id: String) throws -> Envelope? {
-        try Row.fetchOne(db.cachedStatement(sql: Self.envelopeByID), arguments: [id]).map(envelope)
+        try envelope(Self.envelopeByID, id)
     }
 
     /// Appends a transition or an escalation to the feed.
@@ -505,7 +509,7 @@ private struct GroupWriter {
             let kind = index < kinds.count ? kinds[index] : nil
             if kind == .event { continue }
             let sql = kind == .referral ? Self.envelopeByID : Self.envelopeOfReferralMessage
-            guard let handoff = try Row.fetchOne(db.cachedStatement(sql: sql), arguments: [id]).map(envelope) else { continue }
+            guard let handoff = try envelope(sql, id) else { continue }
             if handoff.status == .requested, handoff.to == agency {
                 try markReceived(handoff)
             }
