@@ -326,7 +326,7 @@ extension Ledger {
                 escalation: Escalation? = nil, dutyOfficer: String? = nil, clock: Breach? = nil, due: Date? = nil, stamp: String, lookUp: Bool = true) throws {
         // The seq is known before the insert: the writer is serialized, and AUTOINCREMENT
         // hands out max(seq) + 1.
-        let seq = (try Int64.fetchOne(db.cachedStatement(sql: "SELECT seq FROM sqlite_sequence WHERE name = 'notification'")) ?? 0) + 1
+        let seq = (try db.first("SELECT seq FROM sqlite_sequence WHERE name = 'notification'") { $0.int(0) } ?? 0) + 1
         let handoff = try view ?? (lookUp ? self.view(db, referralID, history: false, body: false) : nil)
         let notification = Notification(seq: seq, type: type, referralId: referralID, handoff: handoff, event: event, error: error,
                                         escalation: escalation, dutyOfficer: dutyOfficer, clock: clock, due: due, at: Timestamp.parse(stamp) ?? self.clock.now())

@@ -84,7 +84,7 @@ public struct Sealer: @unchecked Sendable {
 /// for every referral from a given sender, and swift-crypto's `HPKE.Recipient` computes it again
 /// each time. Caching it per sender halves the X25519 work of the costliest step a recipient
 /// does per referral. The steps are RFC 9180's (§4.1 DHKEM AuthDecap, §5.1 KeySchedule, §5.2
-/// Open with sequence number 0), on swift-crypto's X25519, HKDF and ChaChaPoly; SealerTests
+/// Open with sequence number 0), on swift-crypto's X25519, SHA256 and ChaChaPoly; SealerTests
 /// hold it to `HPKE.Recipient` on the same inputs, accepted and refused alike.
 struct RFC9180Opener: @unchecked Sendable {
     private static let version = Array("HPKE-v1".utf8)
@@ -93,6 +93,16 @@ struct RFC9180Opener: @unchecked Sendable {
     /// "HPKE" || kem 0x0020 || kdf 0x0001 (HKDF-SHA256) || aead 0x0003 (ChaCha20Poly1305).
     private static let hpkeSuite = Array("HPKE".utf8) + [0x00, 0x20, 0x00, 0x01, 0x00, 0x03]
     private static let modeAuth: UInt8 = 0x02
+
+    // The labels of every step, "HPKE-v1" || suite_id || label, and for an expand the length
+    // before them: built once rather than concatenated for each message.
+    private static let eaePRKLabel = version + kemSuite + Array("eae_prk".utf8)
+    private static let sharedSecretLabel = [0, 32] + version + kemSuite + Array("shared_secret".utf8)
+    private static let secretLabel = version + hpkeSuite + Array("secret".utf8)
+    private static let keyLabel = [0, 32] + version + hpkeSuite + Array("key".utf8)
+    private static let baseNonceLabel = [0, 12] + version + hpkeSuite + Array("base_nonce".utf8)
+    /// HKDF-Extract with no salt is HMAC keyed with zeros, the same key for every message.
+    private static let noSalt = HMACSHA256(key: [])
 
     private let privateKey: Curve25519.KeyAgreement.PrivateKey
     private let publicKey: [UInt8]
@@ -110,39 +120,58 @@ struct RFC9180Opener: @unchecked Sendable {
             table[id] = (Array(key.rawRepresentation), dh.withUnsafeBytes { Array($0) })
         }
         self.senders = table
+        // LabeledExtract("", label, ikm) = HKDF-Extract("", "HPKE-v1" || suite_id || label || ikm).
         keyScheduleContext = [Self.modeAuth]
-            + Self.labeledExtract(salt: [], label: "psk_id_hash", ikm: [], suite: Self.hpkeSuite)
-            + Self.labeledExtract(salt: [], label: "info_hash", ikm: Array(info), suite: Self.hpkeSuite)
+            + Self.noSalt.code(Self.version, Self.hpkeSuite, Array("psk_id_hash".utf8))
+            + Self.noSalt.code(Self.version, Self.hpkeSuite, Array("info_hash".utf8), Array(info))
     }
 
     /// Opens a message from `sender`, one of the agencies this opener was made with.
+    ///
+    /// HKDF here is HMAC-SHA256 on swift-crypto's `SHA256` (`HMACSHA256`): each step of the
+    /// key schedule is one HMAC (an expand to at most 32 bytes is its first block), and
+    /// swift-crypto's generic `HKDF` cost as much as the X25519 itself.
     func open(_ ciphertext: Data, encapsulatedKey enc: Data, sender: String, authenticating aad: [UInt8]) throws -> [UInt8] {
         guard let (senderBytes, dhS) = senders[sender] else { throw CryptoKitError.incorrectKeySize }
         let pkE = try Curve25519.KeyAgreement.PublicKey(rawRepresentation: enc)
         let dhE = try privateKey.sharedSecretFromKeyAgreement(with: pkE).withUnsafeBytes { Array($0) }
         // AuthDecap: dh = DH(skR, pkE) || DH(skR, pkS); kem_context = enc || pkR || pkS.
-        let eaePRK = Self.labeledExtract(salt: [], label: "eae_prk", ikm: dhE + dhS, suite: Self.kemSuite)
-        let sharedSecret = Self.labeledExpand(prk: eaePRK, label: "shared_secret", info: Array(enc) + publicKey + senderBytes, length: 32, suite: Self.kemSuite)
+        // eae_prk = LabeledExtract("", "eae_prk", dh)
+        let eaePRK = Self.noSalt.code(Self.eaePRKLabel, dhE, dhS)
+        // shared_secret = LabeledExpand(eae_prk, "shared_secret", kem_context, 32)
+        let sharedSecret = HMACSHA256(key: eaePRK).code(Self.sharedSecretLabel, Array(enc), publicKey, senderBytes, [1])
         // KeySchedule, no PSK: secret = LabeledExtract(shared_secret, "secret", "").
-        let secret = Self.labeledExtract(salt: sharedSecret, label: "secret", ikm: [], suite: Self.hpkeSuite)
-        let key = Self.labeledExpand(prk: secret, label: "key", info: keyScheduleContext, length: 32, suite: Self.hpkeSuite)
-        let baseNonce = Self.labeledExpand(prk: secret, label: "base_nonce", info: keyScheduleContext, length: 12, suite: Self.hpkeSuite)
+        let secret = HMACSHA256(key: HMACSHA256(key: sharedSecret).code(Self.secretLabel))
+        let key = secret.code(Self.keyLabel, keyScheduleContext, [1])
+        let baseNonce = secret.code(Self.baseNonceLabel, keyScheduleContext, [1]).prefix(12)
         // The first message: nonce = base_nonce XOR 0.
         guard ciphertext.count >= 16 else { throw CryptoKitError.incorrectParameterSize }
         let box = try ChaChaPoly.SealedBox(nonce: ChaChaPoly.Nonce(data: baseNonce), ciphertext: ciphertext.dropLast(16), tag: ciphertext.suffix(16))
         return Array(try ChaChaPoly.open(box, using: SymmetricKey(data: key), authenticating: aad))
     }
+}
 
-    /// LabeledExtract(salt, label, ikm) = HKDF-Extract(salt, "HPKE-v1" || suite_id || label || ikm).
-    private static func labeledExtract(salt: [UInt8], label: String, ikm: [UInt8], suite: [UInt8]) -> [UInt8] {
-        let input = SymmetricKey(data: version + suite + Array(label.utf8) + ikm)
-        return Array(HKDF<SHA256>.extract(inputKeyMaterial: input, salt: salt))
+/// HMAC-SHA256 (RFC 2104) for keys of at most one block, with both padded keys hashed once:
+/// each code is then two SHA-256 finalizations over the message and the inner digest.
+struct HMACSHA256 {
+    private var inner = SHA256()
+    private var outer = SHA256()
+
+    init(key: [UInt8]) {
+        precondition(key.count <= 64, "HMACSHA256 takes keys of at most one block")
+        var pad = [UInt8](repeating: 0x36, count: 64)
+        for (index, byte) in key.enumerated() { pad[index] ^= byte }
+        pad.withUnsafeBytes { inner.update(bufferPointer: $0) }
+        for index in pad.indices { pad[index] ^= 0x36 ^ 0x5C }
+        pad.withUnsafeBytes { outer.update(bufferPointer: $0) }
     }
 
-    /// LabeledExpand(prk, label, info, L) = HKDF-Expand(prk, I2OSP(L, 2) || "HPKE-v1" || suite_id || label || info, L).
-    private static func labeledExpand(prk: [UInt8], label: String, info: [UInt8], length: Int, suite: [UInt8]) -> [UInt8] {
-        let labeled = [UInt8(length >> 8), UInt8(length & 0xFF)] + version + suite + Array(label.utf8) + info
-        return HKDF<SHA256>.expand(pseudoRandomKey: prk, info: labeled, outputByteCount: length).withUnsafeBytes { Array($0) }
+    /// HMAC(key, parts joined).
+    func code(_ parts: [UInt8]...) -> [UInt8] {
+        var inner = self.inner, outer = self.outer
+        for part in parts { part.withUnsafeBytes { inner.update(bufferPointer: $0) } }
+        inner.finalize().withUnsafeBytes { outer.update(bufferPointer: $0) }
+        return outer.finalize().withUnsafeBytes { Array($0) }
     }
 }
 

@@ -26,7 +26,15 @@ public enum AuditChain {
             "rujuk-audit/1", String(seq), kind, referralID, messageID, status, by, overdue ?? "", level.map(String.init) ?? "",
             notice ?? "", clock ?? "", targets ?? "", at, from, to, service, priority, province, consent,
         ]
-        return Array(fields.joined(separator: "\u{1F}").utf8)
+        // The fields joined by U+001F, appended straight into one buffer: two feed rows per
+        // referral are hashed on the group commit.
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(fields.reduce(fields.count) { $0 + $1.utf8.count })
+        for (index, field) in fields.enumerated() {
+            if index > 0 { bytes.append(0x1F) }
+            bytes.append(contentsOf: field.utf8)
+        }
+        return bytes
     }
 
     static func link(_ previous: [UInt8], _ content: [UInt8]) -> [UInt8] {

@@ -322,6 +322,9 @@ private struct GroupWriter {
     var feed: [FeedEvent] = []
     /// The audit chain's newest hash, as this transaction extends it.
     var auditHead: [UInt8]
+    /// The next feed row's seq, once this transaction has read it: only this writer inserts
+    /// feed rows, so it is read from `sqlite_sequence` once instead of before every row.
+    var nextFeedSeq: Int64?
 
     /// What the feed and the checks need of a handoff.
     struct Envelope {
@@ -341,16 +344,20 @@ private struct GroupWriter {
     private static let envelopeByID = "SELECT \(envelopeColumns) FROM handoff h WHERE h.id = ?"
     private static let envelopeOfReferralMessage = "SELECT \(envelopeColumns) FROM message m JOIN handoff h ON h.id = m.id WHERE m.id = ? AND m.kind = 'referral'"
 
-    private func envelope(_ row: Row) -> Envelope {
-        func date(_ index: Int) -> Date { Timestamp.parse(row[index]) ?? .distantPast }
-        return Envelope(
-            id: row[0], from: row[1], to: row[2], status: HandoffStatus(rawValue: row[3]) ?? .requested,
-            service: Service(rawValue: row[4]) ?? .medicalCare, priority: Priority(rawValue: row[5]) ?? .routine, province: row[6],
-            deadlines: Deadlines(receive: date(7), respond: date(8), complete: date(9)), consentOverride: (row[10] as String) == "overridden")
+    /// A handoff's envelope by `sql` (one of the two above), read through SQLite's C API: this
+    /// runs for every receipted referral.
+    private func envelope(_ sql: String, _ id: String) throws -> Envelope? {
+        try db.first(sql, .text(id)) { row in
+            func date(_ index: Int32) -> Date { Timestamp.parse(row.text(index)) ?? .distantPast }
+            return Envelope(
+                id: row.text(0), from: row.text(1), to: row.text(2), status: HandoffStatus(rawValue: row.text(3)) ?? .requested,
+                service: Service(rawValue: row.text(4)) ?? .medicalCare, priority: Priority(rawValue: row.text(5)) ?? .routine, province: row.text(6),
+                deadlines: Deadlines(receive: date(7), respond: date(8), complete: date(9)), consentOverride: row.text(10) == "overridden")
+        }
     }
 
     private func envelope(_ id: String) throws -> Envelope? {
-        try Row.fetchOne(db.cachedStatement(sql: Self.envelopeByID), arguments: [id]).map(envelope)
+        try envelope(Self.envelopeByID, id)
     }
 
     /// Appends a transition or an escalation to the feed.
@@ -358,7 +365,7 @@ private struct GroupWriter {
         let overdue = Breach.at(now, status: status, dueReceive: handoff.deadlines.receive, dueRespond: handoff.deadlines.respond, dueComplete: handoff.deadlines.complete)
         // The writer is serialized and AUTOINCREMENT hands out max(seq) + 1: the seq is known
         // before the insert, so the row goes in with its hash.
-        let seq = (try Int64.fetchOne(db.cachedStatement(sql: "SELECT seq FROM sqlite_sequence WHERE name = 'feed'")) ?? 0) + 1
+        let seq = try nextFeedSeq ?? ((Int64.fetchOne(db.cachedStatement(sql: "SELECT seq FROM sqlite_sequence WHERE name = 'feed'")) ?? 0) + 1)
         let atText = Timestamp.format(at)
         let targets = escalation?.targets.joined(separator: " ")
         let content = AuditChain.content(
@@ -375,6 +382,7 @@ private struct GroupWriter {
             escalation.map { .int(Int64($0.level)) } ?? .null, .optional(escalation?.notice.rawValue), .optional(escalation?.clock.rawValue),
             .optional(targets), .text(atText), .blob(auditHead), .blob(hash))
         auditHead = hash
+        nextFeedSeq = seq + 1
         feed.append(FeedEvent(
             seq: db.lastInsertedRowID, kind: kind, referralId: handoff.id, messageId: messageID, status: status, by: by, from: handoff.from,
             to: handoff.to, service: handoff.service, priority: handoff.priority, province: handoff.province, overdue: overdue,
@@ -504,7 +512,7 @@ private struct GroupWriter {
             let kind = index < kinds.count ? kinds[index] : nil
             if kind == .event { continue }
             let sql = kind == .referral ? Self.envelopeByID : Self.envelopeOfReferralMessage
-            guard let handoff = try Row.fetchOne(db.cachedStatement(sql: sql), arguments: [id]).map(envelope) else { continue }
+            guard let handoff = try envelope(sql, id) else { continue }
             if handoff.status == .requested, handoff.to == agency {
                 try markReceived(handoff)
             }

@@ -42,6 +42,23 @@ public enum JSONCoding {
         }
     }
 
+    /// `encode` for a type known to write itself: the same bytes, without asking at run time
+    /// whether it can (a dynamic cast, on every message of the hot path).
+    public static func encode<T: FastJSONEncodable>(_ value: T) -> [UInt8] {
+        var writer = JSONWriter()
+        value.write(to: &writer)
+        return writer.bytes
+    }
+
+    /// `decode` for a type known to read itself: the same value or error, without the dynamic
+    /// casts of the generic path.
+    public static func decode<T: FastJSONDecodable>(_ type: T.Type, from bytes: [UInt8], what: String) throws -> T {
+        if let fields = try? JSONFields(parsing: bytes), let value = try? T(fastJSON: fields) {
+            return value
+        }
+        return try decodeWithCodable(type, from: bytes, what: what)
+    }
+
     /// Decodes bytes, turning Foundation's errors into `schema_violation` with the field path.
     ///
     /// A body nested deeper than `JSONParser.maxDepth` is refused with `schema_violation`
@@ -54,6 +71,10 @@ public enum JSONCoding {
            let value = try? fast.init(fastJSON: fields) as? T {
             return value
         }
+        return try decodeWithCodable(type, from: bytes, what: what)
+    }
+
+    private static func decodeWithCodable<T: Decodable>(_ type: T.Type, from bytes: [UInt8], what: String) throws -> T {
         // The fast parser gives up at `maxDepth`, so whatever it decoded was shallow enough and
         // the hot path pays nothing for this check. Foundation's parser would go on to 512
         // levels and build the whole tree first: count before it runs.

@@ -15,8 +15,7 @@ public enum MessageID {
         for index in 0..<6 {
             bytes[index] = UInt8(truncatingIfNeeded: milliseconds >> (40 - 8 * UInt64(index)))
         }
-        var generator = SystemRandomNumberGenerator()
-        let random: (UInt64, UInt64) = (generator.next(), generator.next())
+        let random = randomWords()
         for index in 6..<16 {
             let word = index < 11 ? random.0 : random.1
             bytes[index] = UInt8(truncatingIfNeeded: word >> (8 * UInt64(index % 8)))
@@ -24,6 +23,19 @@ public enum MessageID {
         bytes[6] = 0x70 | (bytes[6] & 0x0F)  // version 7
         bytes[8] = 0x80 | (bytes[8] & 0x3F)  // RFC 9562 variant
         return format(bytes)
+    }
+
+    /// 128 random bits from one system call: `SystemRandomNumberGenerator` makes a `getrandom`
+    /// call per 64 bits, and ids are made on the hot path (each handoff's `received` event, at
+    /// the broker and at the recipient).
+    private static func randomWords() -> (UInt64, UInt64) {
+        var words: (UInt64, UInt64) = (0, 0)
+        #if canImport(Glibc) || canImport(Darwin)
+        if withUnsafeMutableBytes(of: &words, { getentropy($0.baseAddress, $0.count) }) == 0 { return words }
+        #endif
+        var generator = SystemRandomNumberGenerator()
+        words = (generator.next(), generator.next())
+        return words
     }
 
     /// Whether `text` is a lowercase or uppercase UUID of version 7 in canonical 8-4-4-4-12 form.

@@ -90,9 +90,11 @@ public struct Referral: Codable, Sendable, Equatable {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(512)
         for field in fields {
-            bytes += Array(String(field.utf8.count).utf8)
+            // Appended from the UTF-8 views: no array per field on the way (this runs for every
+            // referral sealed and opened).
+            bytes.append(contentsOf: String(field.utf8.count).utf8)
             bytes.append(UInt8(ascii: ":"))
-            bytes += Array(field.utf8)
+            bytes.append(contentsOf: field.utf8)
             bytes.append(UInt8(ascii: "\n"))
         }
         return bytes

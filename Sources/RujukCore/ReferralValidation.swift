@@ -68,13 +68,19 @@ public enum ReferralValidation {
             guard count > 0, count % 4 == 0 else { return nil }
             var padding = 0
             if bytes[count - 1] == 61 { padding = bytes[count - 2] == 61 ? 2 : 1 }
-            for index in 0..<(count - padding) {
-                let char = bytes[index]
-                let isAlphabet = (char &- 65 < 26) || (char &- 97 < 26) || (char &- 48 < 10) || char == 43 || char == 47
-                if !isAlphabet { return nil }
+            // A table and no early exit: the loop has no branch per byte.
+            return notBase64.withUnsafeBufferPointer { table -> Int? in
+                var outside: UInt8 = 0
+                for index in 0..<(count - padding) { outside |= table[Int(bytes[index])] }
+                return outside == 0 ? count / 4 * 3 - padding : nil
             }
-            return count / 4 * 3 - padding
         }
+    }
+
+    /// 1 for each byte outside the standard base64 alphabet (A-Z a-z 0-9 + /), 0 inside it.
+    private static let notBase64: [UInt8] = (0...255).map { (char: Int) -> UInt8 in
+        let inside = (65...90).contains(char) || (97...122).contains(char) || (48...57).contains(char) || char == 43 || char == 47
+        return inside ? 0 : 1
     }
 
     public static func validate(_ body: ReferralBody) throws {

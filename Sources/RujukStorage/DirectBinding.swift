@@ -27,6 +27,32 @@ extension Database {
     public func run(_ sql: String, _ arguments: SQLArgument...) throws {
         let handle = try cachedStatement(sql: sql).sqliteStatement
         sqlite3_reset(handle)
+        try bind(arguments, to: handle, sql: sql)
+        let result = sqlite3_step(handle)
+        guard result == SQLITE_DONE || result == SQLITE_ROW else {
+            let error = failure(sql)
+            sqlite3_reset(handle)
+            throw error
+        }
+        sqlite3_reset(handle)
+    }
+
+    /// Runs a cached query the same way and hands its first row to `read`; nil when it returns
+    /// none. For the lookups that run for every message: GRDB's `Row` and cursor cost several
+    /// times the query itself there.
+    public func first<T>(_ sql: String, _ arguments: SQLArgument..., read: (SQLRow) throws -> T) throws -> T? {
+        let handle = try cachedStatement(sql: sql).sqliteStatement
+        sqlite3_reset(handle)
+        defer { sqlite3_reset(handle) }
+        try bind(arguments, to: handle, sql: sql)
+        switch sqlite3_step(handle) {
+        case SQLITE_ROW: return try read(SQLRow(handle: handle))
+        case SQLITE_DONE: return nil
+        default: throw failure(sql)
+        }
+    }
+
+    private func bind(_ arguments: [SQLArgument], to handle: OpaquePointer, sql: String) throws {
         guard Int(sqlite3_bind_parameter_count(handle)) == arguments.count else {
             throw DatabaseError(resultCode: .SQLITE_RANGE, message: "\(arguments.count) arguments for \(sqlite3_bind_parameter_count(handle)) parameters", sql: sql)
         }
@@ -57,13 +83,6 @@ extension Database {
             }
             guard code == SQLITE_OK else { throw failure(sql) }
         }
-        let result = sqlite3_step(handle)
-        guard result == SQLITE_DONE || result == SQLITE_ROW else {
-            let error = failure(sql)
-            sqlite3_reset(handle)
-            throw error
-        }
-        sqlite3_reset(handle)
     }
 
     private func failure(_ sql: String) -> DatabaseError {
@@ -71,5 +90,24 @@ extension Database {
             resultCode: ResultCode(rawValue: sqlite3_extended_errcode(sqliteConnection)),
             message: sqliteConnection.flatMap { sqlite3_errmsg($0) }.map { String(cString: $0) },
             sql: sql)
+    }
+}
+
+/// The current row of a query run by `Database.first`, valid only inside its `read` closure.
+public struct SQLRow {
+    fileprivate let handle: OpaquePointer
+
+    /// A column's text; "" for NULL.
+    public func text(_ column: Int32) -> String {
+        guard let bytes = sqlite3_column_text(handle, column) else { return "" }
+        return String(decoding: UnsafeBufferPointer(start: bytes, count: Int(sqlite3_column_bytes(handle, column))), as: UTF8.self)
+    }
+
+    public func int(_ column: Int32) -> Int64 {
+        sqlite3_column_int64(handle, column)
+    }
+
+    public func isNull(_ column: Int32) -> Bool {
+        sqlite3_column_type(handle, column) == SQLITE_NULL
     }
 }
