@@ -75,6 +75,7 @@ final class Cluster: @unchecked Sendable {
             http = "127.0.0.1:\(brokerHTTPPort)"
             data_dir = "\(brokerDataDirectory.path)"
             heartbeat_ms = \(heartbeatMs)
+            max_credit = 4096
             """.write(to: brokerConfig, atomically: true, encoding: .utf8)
         broker = ChildProcess(name: "broker", binary: binary, arguments: ["broker", "--config", brokerConfig.path],
                               log: directory.appendingPathComponent("broker.log"))
@@ -103,6 +104,9 @@ final class Cluster: @unchecked Sendable {
                 data_dir = "\(directory.appendingPathComponent("adapters").path)"
                 token = "faults"
                 heartbeat_ms = \(heartbeatMs)
+                # As a busy agency would set it: a backlog drains faster, and more is in flight
+                # (so sent again) when something breaks.
+                credit = 4096
                 \(webhook)
                 """.write(to: config, atomically: true, encoding: .utf8)
             let arguments = ["adapter", "--agency", agency, "--config", config.path]
