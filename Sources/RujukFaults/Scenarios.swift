@@ -57,7 +57,9 @@ enum Scenarios {
         let child = cluster.adapter(agency)
         let load = LoadGenerator(cluster: cluster)
         let total = context.scale.referrals / 2
-        func arm(_ crash: Int) -> String { "\(points[crash % points.count].rawValue):\(Int.random(in: 1...40))" }
+        // The n-th pass of the point, n at random: spread over the load rather than all early.
+        let spread = max(40, context.scale.referrals / 100)
+        func arm(_ crash: Int) -> String { "\(points[crash % points.count].rawValue):\(Int.random(in: 1...spread))" }
         try await cluster.startAdapter(agency, crashAt: arm(0))
         let submitting = Task { await load.run(count: total, concurrency: 8) }
         var crashed = 0
