@@ -34,6 +34,8 @@ test: test-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --parallel --num-workers 2
 
+BENCH_ARGS ?= --stored 1000000
+
 bench: deps
 	$(SWIFT) build -c release --product rujuk
 	$$($(SWIFT) build -c release --show-bin-path)/rujuk bench --config Config/rujuk.toml $(BENCH_ARGS)
