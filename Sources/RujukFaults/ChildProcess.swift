@@ -85,6 +85,11 @@ final class ChildProcess: @unchecked Sendable {
         String((try? String(contentsOf: log, encoding: .utf8))?.suffix(count) ?? "")
     }
 
+    /// How many times `text` occurs in the log so far.
+    func logCount(_ text: String) -> Int {
+        ((try? String(contentsOf: log, encoding: .utf8))?.components(separatedBy: text).count ?? 1) - 1
+    }
+
     func logContains(_ text: String) -> Bool {
         (try? String(contentsOf: log, encoding: .utf8))?.contains(text) ?? false
     }

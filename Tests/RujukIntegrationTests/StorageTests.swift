@@ -38,6 +38,40 @@ import Testing
         #expect(try pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM t") } == 3)
     }
 
+    /// A store cut short (a partial copy, a restore on a full disk) is refused at open, before
+    /// SQLite would meet the missing pages in the middle of routing, and nothing is written.
+    @Test func aTruncatedStoreIsRefusedAtOpenAndLeftAsItIs() throws {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("rujuk-storage-\(UUID().uuidString)/test.sqlite")
+        do {
+            let pool = try DurableDatabase.open(url, durability: .full, label: "test", what: "test store")
+            try pool.write { db in
+                try db.execute(sql: "CREATE TABLE t (id INTEGER PRIMARY KEY, data BLOB)")
+                for id in 0..<200 { try db.run("INSERT INTO t (id, data) VALUES (?, ?)", .int(Int64(id)), .blob([UInt8](repeating: 7, count: 2000))) }
+            }
+            try pool.close()
+        }
+        #expect(!FileManager.default.fileExists(atPath: url.path + "-wal"), "a clean close leaves no WAL")
+        let whole = try Data(contentsOf: url)
+        for cut in [whole.count / 2 / 4096 * 4096, whole.count - 100] {
+            let damaged = whole.prefix(cut)
+            try damaged.write(to: url)
+            let error = try #require(throws: RujukError.self) { _ = try DurableDatabase.open(url, durability: .full, label: "test", what: "test store") }
+            #expect(error.code == .storageUnavailable)
+            #expect(error.reason.contains("truncated") && error.reason.contains(url.path), "\(error.reason)")
+            #expect(try Data(contentsOf: url) == damaged, "the file is left byte for byte")
+            #expect(!FileManager.default.fileExists(atPath: url.path + "-wal"), "nothing is written beside it")
+        }
+        var garbage = whole
+        garbage.replaceSubrange(0..<16, with: Data(repeating: 0x5A, count: 16))
+        try garbage.write(to: url)
+        let error = try #require(throws: RujukError.self) { _ = try DurableDatabase.open(url, durability: .full, label: "test", what: "test store") }
+        #expect(error.reason.contains("not an SQLite database"), "\(error.reason)")
+
+        try whole.write(to: url)
+        let pool = try DurableDatabase.open(url, durability: .full, label: "test", what: "test store")
+        #expect(try pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM t") } == 200, "the intact file opens")
+    }
+
     @Test func checkpointerCopiesTheLogBesideTheWriter() throws {
         let pool = try scratch()
         let writerThreshold = try pool.writeWithoutTransaction { try Int.fetchOne($0, sql: "PRAGMA wal_autocheckpoint") }
