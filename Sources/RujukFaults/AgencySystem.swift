@@ -20,7 +20,7 @@ final class AgencySystem: @unchecked Sendable {
     ///   network namespace of its own and must reach it over the veth pair.
     init(host: String = "127.0.0.1") throws {
         self.host = host
-        port = try freePort()
+        port = try Loopback.freePort()
     }
 
     func url(for agency: String) -> String { "http://\(host):\(port)/hook/\(agency)" }
@@ -53,11 +53,6 @@ final class AgencySystem: @unchecked Sendable {
 
     /// Everything received so far, in arrival order.
     var deliveries: [Delivery] { received.current }
-
-    /// How many distinct referrals of `type` (default: new referrals) each agency received.
-    func count(type: String = "referral.received") -> Int {
-        Set(received.current.filter { $0.type == type }.map(\.referralID)).count
-    }
 }
 
 /// One webhook POST as the agency system saw it.

@@ -7,17 +7,15 @@ final class ChildProcess: @unchecked Sendable {
     let binary: URL
     let arguments: [String]
     let log: URL
-    private var environment: [String: String]
     private(set) var process: Process?
     /// How many times it was started.
     private(set) var starts = 0
 
-    init(name: String, binary: URL, arguments: [String], log: URL, environment: [String: String] = [:]) {
+    init(name: String, binary: URL, arguments: [String], log: URL) {
         self.name = name
         self.binary = binary
         self.arguments = arguments
         self.log = log
-        self.environment = environment
         FileManager.default.createFile(atPath: log.path, contents: nil)
     }
 
@@ -30,7 +28,7 @@ final class ChildProcess: @unchecked Sendable {
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        var env = ProcessInfo.processInfo.environment
         env["RUJUK_CRASH_AT"] = crashAt
         process.environment = env
         let handle = try FileHandle(forWritingTo: log)

@@ -61,8 +61,8 @@ final class Cluster: @unchecked Sendable {
         try lines.joined(separator: "\n").write(to: agenciesFile, atomically: true, encoding: .utf8)
 
         let brokerHost = isolated?.hostAddress ?? "127.0.0.1"
-        brokerPort = try freePort()
-        brokerHTTPPort = try freePort()
+        brokerPort = try Loopback.freePort()
+        brokerHTTPPort = try Loopback.freePort()
         brokerDataDirectory = brokerData ?? directory.appendingPathComponent("broker")
         let brokerConfig = directory.appendingPathComponent("broker.toml")
         try """
@@ -71,7 +71,7 @@ final class Cluster: @unchecked Sendable {
             [broker]
             key_file = "\(keyDirectory.appendingPathComponent("broker.key").path)"
             router = "tcp://\(brokerHost):\(brokerPort)"
-            monitor = "tcp://127.0.0.1:\(try freePort())"
+            monitor = "tcp://127.0.0.1:\(try Loopback.freePort())"
             http = "127.0.0.1:\(brokerHTTPPort)"
             data_dir = "\(brokerDataDirectory.path)"
             heartbeat_ms = \(heartbeatMs)
@@ -81,7 +81,7 @@ final class Cluster: @unchecked Sendable {
                               log: directory.appendingPathComponent("broker.log"))
 
         for agency in agencies {
-            let port = try freePort()
+            let port = try Loopback.freePort()
             apiPorts[agency] = port
             let inNamespace = isolated?.agency == agency
             apiHosts[agency] = inNamespace ? isolated!.namespaceAddress : "127.0.0.1"
@@ -185,20 +185,4 @@ func waitFor(_ what: String, timeout: TimeInterval, _ condition: () async throws
         try await Task.sleep(for: .milliseconds(20))
     }
     throw FaultError("timed out after \(Int(timeout)) s waiting for \(what)")
-}
-
-/// A free TCP port on 127.0.0.1, found by letting the kernel pick one.
-func freePort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) { pointer in
-        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-    }
-    guard bound else { throw FaultError("cannot find a free port") }
-    return Int(UInt16(bigEndian: address.sin_port))
 }

@@ -46,6 +46,9 @@ extension Scenarios {
         // Full for a while under load, and still up.
         try await Task.sleep(for: .seconds(2))
         checks.append(("the broker stays up while the disk is full", cluster.broker.isRunning))
+        // 250 ms, then 500 ms, ...: not the whole window again in a tight loop.
+        let backedOff = ScenarioContext.senders.contains { cluster.adapter($0).logContains("retry.ms=500") }
+        checks.append(("the senders back off while the broker cannot store (250 ms, doubling)", backedOff))
         try FileManager.default.removeItem(at: filler)
         context.log("    space returned at \(load.acknowledged) acknowledged")
         try await waitFor("the broker to write again", timeout: 120) { cluster.broker.logContains("the store writes again") }

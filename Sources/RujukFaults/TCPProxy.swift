@@ -11,7 +11,7 @@ final class TCPProxy: @unchecked Sendable {
 
     init(target: Int) throws {
         self.target = target
-        port = try freePort()
+        port = try Loopback.freePort()
         try listen()
     }
 
@@ -38,7 +38,7 @@ final class TCPProxy: @unchecked Sendable {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var yes: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
-        var address = Self.address(port)
+        var address = Loopback.address(port: port)
         let bound = withUnsafePointer(to: &address) { pointer in
             pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
         }
@@ -73,7 +73,7 @@ final class TCPProxy: @unchecked Sendable {
 
     private func connectTarget() -> Int32? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = Self.address(target)
+        var address = Loopback.address(port: target)
         let connected = withUnsafePointer(to: &address) { pointer in
             pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
         }
@@ -104,13 +104,5 @@ final class TCPProxy: @unchecked Sendable {
                 if state.connections.remove(sink) == nil { close(sink) }
             }
         }
-    }
-
-    private static func address(_ port: Int) -> sockaddr_in {
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = UInt16(port).bigEndian
-        return address
     }
 }

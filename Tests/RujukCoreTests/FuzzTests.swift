@@ -89,7 +89,7 @@ import Testing
     @Test func seededMutationsDecodeOrAreRefusedWithACodecError() throws {
         var random = SplitMix(state: 0x5275_6A75_6B46_757A)
         let seeds = try Self.seeds().map { Array($0.frames.joined(separator: [0xFF])) }
-        var mutator = Mutator(seeds: seeds)
+        let mutator = Mutator(seeds: seeds)
         var decoded = 0
         var failures = 0
         for round in 0..<6000 {

@@ -40,22 +40,9 @@ final class BrokerProcess {
         return process.terminationStatus
     }
 
-    /// A free TCP port on 127.0.0.1 as an endpoint, found by letting the kernel pick one. A
-    /// plain socket, closed at once: a ZeroMQ socket's close is asynchronous and would keep the
-    /// port bound for a moment after.
+    /// A free TCP port on 127.0.0.1 as an endpoint.
     static func freeEndpoint(_ context: Context) throws -> String {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        guard bound else { throw RujukError(.internal, "cannot find a free port") }
-        return "tcp://127.0.0.1:\(UInt16(bigEndian: address.sin_port))"
+        "tcp://127.0.0.1:\(try Loopback.freePort())"
     }
 }
 
