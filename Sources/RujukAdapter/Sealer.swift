@@ -10,23 +10,35 @@ import ZeroMQ
 /// sending agency's private key — so neither the broker nor anyone on the way can read it, nor
 /// forge one in an agency's name. The whole envelope is the associated data
 /// (`Referral.sealedAssociatedData`): change any field of it and the seal no longer opens.
+///
+/// Seals go out in **sessions** (RRP.md section 9.2): one HPKE context per recipient, with a
+/// fresh ephemeral key, seals up to `sessionLimit` referrals or for `sessionSeconds`, each with
+/// the next sequence number, carried as `sealed.seq`. A recipient derives a session's context
+/// once and opens every later referral of it with the AEAD alone, in any order. The contexts
+/// live in memory only: a restarted adapter starts new sessions, so no (key, nonce) is reused.
 public struct Sealer: @unchecked Sendable {
     static let info = Data("rujuk referral body v1".utf8)
     static var suite: HPKE.Ciphersuite { .Curve25519_SHA256_ChachaPoly }
 
     let agency: String
-    /// Immutable once made, and used only through HPKE calls that do not mutate it.
-    let privateKey: Curve25519.KeyAgreement.PrivateKey
     /// Every agency's seal_key, parsed once.
     private let publicKeys: [String: Curve25519.KeyAgreement.PublicKey]
-    /// Opens what was sealed for this agency, with each sender's static X25519 result
-    /// computed once (RFC9180Opener).
-    private let opener: RFC9180Opener
+    private let hpke: RFC9180AuthMode
+    /// This agency's open sessions, one per recipient.
+    private let sessions: Locked<[String: SealingSession]>
+    private let sessionLimit: UInt32
+    private let sessionNanoseconds: UInt64
+    /// The contexts of sessions sealed for us, by sender and encapsulated key.
+    private let opened: Locked<ContextCache>
 
-    public init(agency: String, keys: KeyFile, registry: AgencyRegistry) throws {
+    /// - Parameters:
+    ///   - sessionLimit: referrals sealed in one session, at most `SealedBody.maxSeq` + 1.
+    ///   - sessionSeconds: how long a session seals before the next one starts.
+    public init(agency: String, keys: KeyFile, registry: AgencyRegistry, sessionLimit: UInt32 = 100_000, sessionSeconds: Double = 600) throws {
         guard let secret = keys.sealSecret, let raw = Data(base64Encoded: secret) else {
             throw RujukError(.config, "the key file of '\(agency)' has no seal_secret; make one with `rujuk keygen --agency \(agency)`")
         }
+        let privateKey: Curve25519.KeyAgreement.PrivateKey
         do {
             privateKey = try Curve25519.KeyAgreement.PrivateKey(rawRepresentation: raw)
         } catch {
@@ -35,6 +47,7 @@ public struct Sealer: @unchecked Sendable {
         if let listed = registry[agency]?.sealKey, listed != privateKey.publicKey.rawRepresentation.base64EncodedString() {
             throw RujukError(.config, "the key file of '\(agency)' does not match its seal_key in agencies.toml")
         }
+        precondition(sessionLimit >= 1 && sessionSeconds > 0, "a sealing session seals at least once")
         self.agency = agency
         var publicKeys: [String: Curve25519.KeyAgreement.PublicKey] = [:]
         for other in registry.agencies {
@@ -43,7 +56,11 @@ public struct Sealer: @unchecked Sendable {
             }
         }
         self.publicKeys = publicKeys
-        opener = try RFC9180Opener(privateKey: privateKey, senders: publicKeys, info: Self.info)
+        hpke = try RFC9180AuthMode(privateKey: privateKey, peers: publicKeys, info: Self.info)
+        sessions = Locked([:])
+        self.sessionLimit = sessionLimit
+        sessionNanoseconds = UInt64(sessionSeconds * 1e9)
+        opened = Locked(ContextCache(capacity: 1024))
     }
 
     private func publicKey(of agency: String) throws -> Curve25519.KeyAgreement.PublicKey {
@@ -55,9 +72,22 @@ public struct Sealer: @unchecked Sendable {
 
     /// Seals `body` for the referral's recipient; `referral.sealed` is ignored.
     public func seal(_ body: ReferralBody, for referral: Referral) throws -> SealedBody {
-        var sender = try HPKE.Sender(recipientKey: publicKey(of: referral.to), ciphersuite: Self.suite, info: Self.info, authenticatedBy: privateKey)
-        let ciphertext = try sender.seal(JSONCoding.encode(body), authenticating: referral.sealedAssociatedData)
-        return SealedBody(enc: sender.encapsulatedKey.base64EncodedString(), ct: ciphertext.base64EncodedString())
+        _ = try publicKey(of: referral.to)
+        let now = DispatchTime.now().uptimeNanoseconds
+        // The sequence number is taken under the lock, the sealing itself done outside it.
+        let (session, seq) = try sessions.withLock { sessions throws -> (SealingSession, UInt32) in
+            if let session = sessions[referral.to], session.next < sessionLimit, now &- session.started < sessionNanoseconds {
+                sessions[referral.to]!.next += 1
+                return (session, session.next)
+            }
+            let fresh = try SealingSession(context: hpke.encapsulate(to: referral.to), started: now)
+            sessions[referral.to] = fresh
+            sessions[referral.to]!.next = 1
+            return (fresh, 0)
+        }
+        let sealed = try ChaChaPoly.seal(JSONCoding.encode(body), using: session.context.key, nonce: session.context.nonce(seq),
+                                         authenticating: referral.sealedAssociatedData)
+        return SealedBody(enc: session.encBase64, ct: (sealed.ciphertext + sealed.tag).base64EncodedString(), seq: seq == 0 ? nil : Int(seq))
     }
 
     /// Opens a referral sealed for this agency, checking it was sealed by `referral.from` for
@@ -67,26 +97,96 @@ public struct Sealer: @unchecked Sendable {
         guard let enc = Data(base64Encoded: referral.sealed.enc), let ciphertext = Data(base64Encoded: referral.sealed.ct) else {
             throw RujukError(.sealInvalid, "the sealed part of \(referral.id) is not base64")
         }
-        let plaintext: [UInt8]
+        let seq = referral.sealed.seq ?? 0
+        guard seq >= 0, seq <= SealedBody.maxSeq, ciphertext.count >= 16 else {
+            throw RujukError(.sealInvalid, "the sealed part of \(referral.id) has no valid sequence number or is too short")
+        }
+        let plaintext: Data
         do {
-            plaintext = try opener.open(ciphertext, encapsulatedKey: enc, sender: referral.from, authenticating: referral.sealedAssociatedData)
+            let known = ContextCache.Key(sender: referral.from, enc: referral.sealed.enc)
+            let cached = opened.withLock { $0[known] }
+            let context = try cached ?? hpke.decapsulate(enc, from: referral.from)
+            let box = try ChaChaPoly.SealedBox(nonce: context.nonce(UInt32(seq)), ciphertext: ciphertext.dropLast(16), tag: ciphertext.suffix(16))
+            plaintext = try ChaChaPoly.open(box, using: context.key, authenticating: referral.sealedAssociatedData)
+            // Kept only once it opened something: what does not open never takes a place.
+            if cached == nil { opened.withLock { $0.insert(context, for: known) } }
         } catch {
             throw RujukError(.sealInvalid, "the sealed part of \(referral.id) does not open: altered, sealed for another key, or not by '\(referral.from)'")
         }
-        return try JSONCoding.decode(ReferralBody.self, from: plaintext, what: "the sealed part")
+        return try JSONCoding.decode(ReferralBody.self, from: Array(plaintext), what: "the sealed part")
     }
 }
 
-/// HPKE (RFC 9180) single-shot open in auth mode for DHKEM(X25519, HKDF-SHA256), HKDF-SHA256
-/// and ChaCha20-Poly1305 — the suite `Sealer` seals with through swift-crypto's `HPKE.Sender`.
+/// One recipient's sealing session: its context and the next sequence number to seal with.
+private struct SealingSession {
+    let context: HPKEContext
+    let encBase64: String
+    let started: UInt64
+    var next: UInt32 = 0
+
+    init(context: (enc: [UInt8], context: HPKEContext), started: UInt64) {
+        self.context = context.context
+        encBase64 = Data(context.enc).base64EncodedString()
+        self.started = started
+    }
+}
+
+/// The contexts of sessions already opened, at most `capacity`, the oldest forgotten first.
+struct ContextCache {
+    struct Key: Hashable {
+        let sender: String
+        let enc: String
+    }
+
+    private var contexts: [Key: HPKEContext] = [:]
+    private var order: [Key] = []
+    private var oldest = 0
+    let capacity: Int
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    subscript(key: Key) -> HPKEContext? { contexts[key] }
+
+    mutating func insert(_ context: HPKEContext, for key: Key) {
+        guard contexts.updateValue(context, forKey: key) == nil else { return }
+        if order.count < capacity {
+            order.append(key)
+        } else {
+            contexts[order[oldest]] = nil
+            order[oldest] = key
+            oldest = (oldest + 1) % capacity
+        }
+    }
+}
+
+/// An HPKE context's AEAD key and base nonce (RFC 9180 section 5.2).
+struct HPKEContext: @unchecked Sendable {
+    let key: SymmetricKey
+    let baseNonce: [UInt8]
+
+    /// The nonce of message `seq`: base_nonce XOR I2OSP(seq, 12).
+    func nonce(_ seq: UInt32) -> ChaChaPoly.Nonce {
+        var bytes = baseNonce
+        bytes[8] ^= UInt8(truncatingIfNeeded: seq >> 24)
+        bytes[9] ^= UInt8(truncatingIfNeeded: seq >> 16)
+        bytes[10] ^= UInt8(truncatingIfNeeded: seq >> 8)
+        bytes[11] ^= UInt8(truncatingIfNeeded: seq)
+        // 12 bytes: always a valid ChaCha20-Poly1305 nonce.
+        return try! ChaChaPoly.Nonce(data: bytes)
+    }
+}
+
+/// HPKE (RFC 9180) in auth mode for DHKEM(X25519, HKDF-SHA256), HKDF-SHA256 and
+/// ChaCha20-Poly1305: the context of a sender and of a recipient, written out on swift-crypto's
+/// X25519, SHA256 and ChaChaPoly.
 ///
-/// Written out here for one reason: auth mode's second Diffie-Hellman, DH(skR, pkS), is the same
-/// for every referral from a given sender, and swift-crypto's `HPKE.Recipient` computes it again
-/// each time. Caching it per sender halves the X25519 work of the costliest step a recipient
-/// does per referral. The steps are RFC 9180's (§4.1 DHKEM AuthDecap, §5.1 KeySchedule, §5.2
-/// Open with sequence number 0), on swift-crypto's X25519, SHA256 and ChaChaPoly; SealerTests
-/// hold it to `HPKE.Recipient` on the same inputs, accepted and refused alike.
-struct RFC9180Opener: @unchecked Sendable {
+/// Written out for two reasons: auth mode's static Diffie-Hellman, DH(skS, pkR) = DH(skR, pkS),
+/// is the same for every session between two agencies and is computed once per peer here; and
+/// swift-crypto's `HPKE.Recipient` opens only in order, where referrals of one session may come
+/// in any order (a redelivery, a restart) and must be opened by their sequence number. The steps
+/// are RFC 9180's (§4.1 DHKEM AuthEncap/AuthDecap, §5.1 KeySchedule, §5.2 nonces); SealerTests
+/// hold both sides to swift-crypto's `HPKE.Sender` and `HPKE.Recipient`, accepted and refused alike.
+struct RFC9180AuthMode: @unchecked Sendable {
     private static let version = Array("HPKE-v1".utf8)
     /// "KEM" || I2OSP(0x0020, 2): DHKEM(X25519, HKDF-SHA256).
     private static let kemSuite = Array("KEM".utf8) + [0x00, 0x20]
@@ -106,48 +206,63 @@ struct RFC9180Opener: @unchecked Sendable {
 
     private let privateKey: Curve25519.KeyAgreement.PrivateKey
     private let publicKey: [UInt8]
-    /// Per sender: its public key's bytes and DH(skR, pkS).
-    private let senders: [String: (key: [UInt8], dh: [UInt8])]
-    /// mode || psk_id_hash || info_hash: the same for every message (no PSK, one `info`).
+    /// Per peer agency: its public key, its bytes and the static DH(sk, pk_peer).
+    private let peers: [String: (key: Curve25519.KeyAgreement.PublicKey, bytes: [UInt8], dh: [UInt8])]
+    /// mode || psk_id_hash || info_hash: the same for every context (no PSK, one `info`).
     private let keyScheduleContext: [UInt8]
 
-    init(privateKey: Curve25519.KeyAgreement.PrivateKey, senders: [String: Curve25519.KeyAgreement.PublicKey], info: Data) throws {
+    init(privateKey: Curve25519.KeyAgreement.PrivateKey, peers: [String: Curve25519.KeyAgreement.PublicKey], info: Data) throws {
         self.privateKey = privateKey
         publicKey = Array(privateKey.publicKey.rawRepresentation)
-        var table: [String: (key: [UInt8], dh: [UInt8])] = [:]
-        for (id, key) in senders {
+        var table: [String: (key: Curve25519.KeyAgreement.PublicKey, bytes: [UInt8], dh: [UInt8])] = [:]
+        for (id, key) in peers {
             guard let dh = try? privateKey.sharedSecretFromKeyAgreement(with: key) else { continue }
-            table[id] = (Array(key.rawRepresentation), dh.withUnsafeBytes { Array($0) })
+            table[id] = (key, Array(key.rawRepresentation), dh.withUnsafeBytes { Array($0) })
         }
-        self.senders = table
+        self.peers = table
         // LabeledExtract("", label, ikm) = HKDF-Extract("", "HPKE-v1" || suite_id || label || ikm).
         keyScheduleContext = [Self.modeAuth]
             + Self.noSalt.code(Self.version, Self.hpkeSuite, Array("psk_id_hash".utf8))
             + Self.noSalt.code(Self.version, Self.hpkeSuite, Array("info_hash".utf8), Array(info))
     }
 
-    /// Opens a message from `sender`, one of the agencies this opener was made with.
-    ///
-    /// HKDF here is HMAC-SHA256 on swift-crypto's `SHA256` (`HMACSHA256`): each step of the
-    /// key schedule is one HMAC (an expand to at most 32 bytes is its first block), and
-    /// swift-crypto's generic `HKDF` cost as much as the X25519 itself.
-    func open(_ ciphertext: Data, encapsulatedKey enc: Data, sender: String, authenticating aad: [UInt8]) throws -> [UInt8] {
-        guard let (senderBytes, dhS) = senders[sender] else { throw CryptoKitError.incorrectKeySize }
+    private func peer(_ agency: String) throws -> (key: Curve25519.KeyAgreement.PublicKey, bytes: [UInt8], dh: [UInt8]) {
+        guard let peer = peers[agency] else { throw CryptoKitError.incorrectKeySize }
+        return peer
+    }
+
+    /// SetupAuthS: a fresh ephemeral key, its encapsulation, and the sender's context.
+    func encapsulate(to recipient: String) throws -> (enc: [UInt8], context: HPKEContext) {
+        let (recipientKey, recipientBytes, dhS) = try peer(recipient)
+        let ephemeral = Curve25519.KeyAgreement.PrivateKey()
+        let enc = Array(ephemeral.publicKey.rawRepresentation)
+        let dhE = try ephemeral.sharedSecretFromKeyAgreement(with: recipientKey).withUnsafeBytes { Array($0) }
+        // AuthEncap: dh = DH(skE, pkR) || DH(skS, pkR); kem_context = enc || pkR || pkS.
+        return (enc, schedule(dhE: dhE, dhS: dhS, kemContext: enc, recipientBytes, publicKey))
+    }
+
+    /// SetupAuthR: the recipient's context of a session from `sender`.
+    func decapsulate(_ enc: Data, from sender: String) throws -> HPKEContext {
+        let (_, senderBytes, dhS) = try peer(sender)
         let pkE = try Curve25519.KeyAgreement.PublicKey(rawRepresentation: enc)
         let dhE = try privateKey.sharedSecretFromKeyAgreement(with: pkE).withUnsafeBytes { Array($0) }
         // AuthDecap: dh = DH(skR, pkE) || DH(skR, pkS); kem_context = enc || pkR || pkS.
+        return schedule(dhE: dhE, dhS: dhS, kemContext: Array(enc), publicKey, senderBytes)
+    }
+
+    /// HKDF here is HMAC-SHA256 on swift-crypto's `SHA256` (`HMACSHA256`): each step of the
+    /// key schedule is one HMAC (an expand to at most 32 bytes is its first block), and
+    /// swift-crypto's generic `HKDF` cost as much as the X25519 itself.
+    private func schedule(dhE: [UInt8], dhS: [UInt8], kemContext: [UInt8]...) -> HPKEContext {
         // eae_prk = LabeledExtract("", "eae_prk", dh)
         let eaePRK = Self.noSalt.code(Self.eaePRKLabel, dhE, dhS)
         // shared_secret = LabeledExpand(eae_prk, "shared_secret", kem_context, 32)
-        let sharedSecret = HMACSHA256(key: eaePRK).code(Self.sharedSecretLabel, Array(enc), publicKey, senderBytes, [1])
+        let sharedSecret = HMACSHA256(key: eaePRK).code(Self.sharedSecretLabel, kemContext[0], kemContext[1], kemContext[2], [1])
         // KeySchedule, no PSK: secret = LabeledExtract(shared_secret, "secret", "").
         let secret = HMACSHA256(key: HMACSHA256(key: sharedSecret).code(Self.secretLabel))
         let key = secret.code(Self.keyLabel, keyScheduleContext, [1])
-        let baseNonce = secret.code(Self.baseNonceLabel, keyScheduleContext, [1]).prefix(12)
-        // The first message: nonce = base_nonce XOR 0.
-        guard ciphertext.count >= 16 else { throw CryptoKitError.incorrectParameterSize }
-        let box = try ChaChaPoly.SealedBox(nonce: ChaChaPoly.Nonce(data: baseNonce), ciphertext: ciphertext.dropLast(16), tag: ciphertext.suffix(16))
-        return Array(try ChaChaPoly.open(box, using: SymmetricKey(data: key), authenticating: aad))
+        let baseNonce = Array(secret.code(Self.baseNonceLabel, keyScheduleContext, [1]).prefix(12))
+        return HPKEContext(key: SymmetricKey(data: key), baseNonce: baseNonce)
     }
 }
 

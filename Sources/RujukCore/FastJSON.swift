@@ -263,6 +263,16 @@ public struct JSONFields: Sendable {
         return int
     }
 
+    public func optionalInt(_ key: String) throws(FastJSONMiss) -> Int? {
+        switch self[key] {
+        case nil, .null?: return nil
+        case .integer(let value)?:
+            guard let int = Int(exactly: value) else { throw FastJSONMiss() }
+            return int
+        default: throw FastJSONMiss()
+        }
+    }
+
     public func bool(_ key: String) throws(FastJSONMiss) -> Bool {
         guard case .bool(let value)? = self[key] else { throw FastJSONMiss() }
         return value

@@ -123,13 +123,14 @@ extension ConsentClaim: FastJSONDecodable, FastJSONEncodable {
 
 extension SealedBody: FastJSONDecodable, FastJSONEncodable {
     public init(fastJSON fields: JSONFields) throws(FastJSONMiss) {
-        self.init(suite: try fields.string("suite"), enc: try fields.string("enc"), ct: try fields.string("ct"))
+        self.init(suite: try fields.string("suite"), enc: try fields.string("enc"), ct: try fields.string("ct"), seq: try fields.optionalInt("seq"))
     }
 
     public func write(to writer: inout JSONWriter) {
         writer.beginObject()
         writer.field("ct", ct)
         writer.field("enc", enc)
+        if let seq { writer.field("seq", seq) }
         writer.field("suite", suite)
         writer.endObject()
     }

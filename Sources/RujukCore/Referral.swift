@@ -134,11 +134,18 @@ public struct SealedBody: Codable, Sendable, Equatable {
     public var enc: String
     /// The ciphertext of the body's JSON, base64.
     public var ct: String
+    /// The HPKE sequence number within the sealing session of `enc` (RRP.md section 9.2);
+    /// absent means 0, a session's first seal.
+    public var seq: Int?
 
-    public init(suite: String = SealedBody.suiteV1, enc: String, ct: String) {
+    /// The largest sequence number of a session.
+    public static let maxSeq = Int(UInt32.max)
+
+    public init(suite: String = SealedBody.suiteV1, enc: String, ct: String, seq: Int? = nil) {
         self.suite = suite
         self.enc = enc
         self.ct = ct
+        self.seq = seq
     }
 }
 

@@ -55,6 +55,7 @@ public enum ReferralValidation {
         let sealed = referral.sealed
         if sealed.suite != SealedBody.suiteV1 { try fail("'sealed.suite' must be '\(SealedBody.suiteV1)'") }
         if base64Length(sealed.enc) != 32 { try fail("'sealed.enc' must be 32 bytes in base64") }
+        if let seq = sealed.seq, seq < 0 || seq > SealedBody.maxSeq { try fail("'sealed.seq' must be an integer from 0 to \(SealedBody.maxSeq)") }
         guard let length = base64Length(sealed.ct), length > 16 else { try fail("'sealed.ct' must be a ciphertext in base64") }
     }
 
