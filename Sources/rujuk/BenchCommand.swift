@@ -216,8 +216,12 @@ final class BenchClient {
             }
             var wait = 1
             if let interval, next < referrals.count {
-                let due = start + UInt64(Double(next) * interval * 1e9)
-                wait = max(0, Int((Int64(due) - Int64(DispatchTime.now().uptimeNanoseconds)) / 1_000_000))
+                // Rounded up to the next millisecond, zmq_poll's unit: rounded down, the client
+                // spun on a zero timeout for most of each interval and took a core from the
+                // parties it measures (the sender is on another host in a deployment).
+                let due = Int64(start) + Int64(Double(next) * interval * 1e9)
+                let remaining = due - Int64(DispatchTime.now().uptimeNanoseconds)
+                wait = remaining <= 0 ? 0 : Int((remaining + 999_999) / 1_000_000)
             } else {
                 wait = 100
             }
