@@ -20,6 +20,8 @@ struct Mailbox {
     /// Takes a newly committed entry: into memory if the window has room and nothing older
     /// waits in the store, otherwise it stays in the store for later.
     mutating func append(_ entry: MailboxEntry, capacity: Int, connected: Bool) {
+        // Read from the store already: its commit became visible before the router heard of it.
+        if entry.seq <= loadedThrough { return }
         if connected, !more, queue.count < capacity {
             queue.append(entry)
             loadedThrough = entry.seq

@@ -45,8 +45,17 @@ public final class RouterLoop: @unchecked Sendable {
     private var lastResend: UInt64 = 0
     private var shared = RouterSnapshot()
     private let finished = DispatchSemaphore(value: 0)
+    /// Runs each group commit on a thread of its own, so the router goes on reading and
+    /// checking the next messages while SQLite writes and fsyncs the last ones.
+    private let committer = GroupCommitter()
 
     // Router-thread state.
+    /// The group commit on the committer thread, if any: its writes and where each came from.
+    /// Nothing of it is acknowledged or delivered until it has committed (`finishCommit`).
+    private var committing: (writes: [PendingWrite], origins: [[UInt8]])?
+    /// Messages checked while a commit is in flight, for the next one.
+    private var pendingWrites: [PendingWrite] = []
+    private var pendingOrigins: [[UInt8]] = []
     private var sessions: [[UInt8]: Session] = [:]
     private var sessionByAgency: [String: [UInt8]] = [:]
     private var mailboxes: [String: Mailbox] = [:]
@@ -207,16 +216,24 @@ public final class RouterLoop: @unchecked Sendable {
         let tick = max(10, configuration.heartbeatMs / 4)
         while !lock.withLock({ stopping }) {
             do {
-                var targets: [PollTarget] = [.socket(socket), .fd(wakeup.fileDescriptor)]
+                // With a full next batch waiting on a commit in flight, the socket is left
+                // unread (and unpolled, or poll would return at once): libzmq holds the rest.
+                let reading = committing == nil || pendingWrites.count < configuration.maxBatch
+                var targets: [PollTarget] = [.fd(wakeup.fileDescriptor), .fd(committer.signal.fileDescriptor)]
                 if let monitor { targets.append(.socket(monitor)) }
+                if reading { targets.append(.socket(socket)) }
                 let readable = try poll(targets, timeoutMilliseconds: tick)
-                if readable[1] { wakeup.drain(); applyReload() }
-                if readable.count > 2, readable[2] { readSubscriptions() }
+                if readable[0] { wakeup.drain(); applyReload() }
+                if readable[1] { committer.signal.drain() }
+                if monitor != nil, readable[2] { readSubscriptions() }
+                if let result = committer.take(waiting: false) { finishCommit(result, socket) }
                 var batch: [Multipart] = []
-                while batch.count < configuration.maxBatch, let message = try socket.receive(dontWait: true) {
+                while reading, batch.count < configuration.maxBatch, pendingWrites.count < configuration.maxBatch,
+                      let message = try socket.receive(dontWait: true) {
                     batch.append(message)
                 }
                 if !batch.isEmpty { process(batch, socket) }
+                startCommit()
                 resendUnreceipted(socket)
                 heartbeat(socket)
                 publishStats()
@@ -226,7 +243,27 @@ public final class RouterLoop: @unchecked Sendable {
                 logger.error("router loop error", metadata: ["error": "\(error)"])
             }
         }
+        // What was accepted is committed and acknowledged before the sessions end.
+        drainCommits(socket)
+        startCommit()
+        drainCommits(socket)
         for session in sessions.values { send(.bye, to: session.routingID, socket) }
+    }
+
+    /// Hands the checked messages to the committer thread, unless a commit is in flight.
+    private func startCommit() {
+        guard committing == nil, !pendingWrites.isEmpty else { return }
+        let writes = pendingWrites, now = clock.now(), store = self.store
+        committing = (writes, pendingOrigins)
+        pendingWrites.removeAll(keepingCapacity: true)
+        pendingOrigins.removeAll(keepingCapacity: true)
+        committer.submit(CommitJob { store.commit(writes, now: now) })
+    }
+
+    /// Waits for the commit in flight, if any, and acknowledges and delivers what it stored.
+    private func drainCommits(_ socket: Socket) {
+        guard committing != nil, let result = committer.take(waiting: true) else { return }
+        finishCommit(result, socket)
     }
 
     private func publishStats() {
@@ -235,9 +272,9 @@ public final class RouterLoop: @unchecked Sendable {
         lock.withLock { shared = copy }
     }
 
+    /// Reads and checks a batch of messages: answers what needs no commit at once, and adds
+    /// the rest to the next group commit (`pendingWrites`).
     private func process(_ batch: [Multipart], _ socket: Socket) {
-        var writes: [PendingWrite] = []
-        var origins: [[UInt8]] = []
         let now = monotonicMilliseconds()
         for message in batch {
             guard message.frames.count >= 1 else { continue }
@@ -259,6 +296,9 @@ public final class RouterLoop: @unchecked Sendable {
                 continue
             }
             if case .hello(let hello) = decoded {
+                // A new session reads its mailbox from the store: whatever is in flight is
+                // committed and in the mailboxes first.
+                drainCommits(socket)
                 openSession(hello, message: message, routingID: routingID, socket)
                 continue
             }
@@ -282,14 +322,14 @@ public final class RouterLoop: @unchecked Sendable {
                         throw RujukError(.identityMismatch, "'from' is '\(referral.from)' but the message came from '\(session.agency)'")
                     }
                     try registry.authorize(referral)
-                    writes.append(.refer(referral, raw: raw, agency: session.agency))
-                    origins.append(routingID)
+                    pendingWrites.append(.refer(referral, raw: raw, agency: session.agency))
+                    pendingOrigins.append(routingID)
                 } catch let error as RujukError {
                     refuse(error, id: referral.id, to: routingID, socket)
                 } catch {}
             case .update(let event, let raw):
-                writes.append(.update(event, raw: raw, agency: session.agency))
-                origins.append(routingID)
+                pendingWrites.append(.update(event, raw: raw, agency: session.agency))
+                pendingOrigins.append(routingID)
             case .escalate(let escalation, let raw):
                 do {
                     try registry.authorizeEscalation(targets: escalation.targets)
@@ -297,12 +337,12 @@ public final class RouterLoop: @unchecked Sendable {
                     refuse(error, id: escalation.id, to: routingID, socket)
                     continue
                 } catch {}
-                writes.append(.escalate(escalation, raw: raw, agency: session.agency))
-                origins.append(routingID)
+                pendingWrites.append(.escalate(escalation, raw: raw, agency: session.agency))
+                pendingOrigins.append(routingID)
             case .receipt(let receipt):
                 let inFlight = mailboxes[session.agency]?.inFlight
-                writes.append(.receipt(ids: receipt.ids, agency: session.agency, kinds: receipt.ids.map { inFlight?[$0]?.kind }))
-                origins.append(routingID)
+                pendingWrites.append(.receipt(ids: receipt.ids, agency: session.agency, kinds: receipt.ids.map { inFlight?[$0]?.kind }))
+                pendingOrigins.append(routingID)
             case .ping:
                 send(.pong, to: routingID, socket)
             case .pong:
@@ -313,9 +353,14 @@ public final class RouterLoop: @unchecked Sendable {
                 refuse(RujukError(.unknownCommand, "\(decoded.command.rawValue) is sent by the broker, not to it"), id: nil, to: routingID, socket)
             }
         }
-        guard !writes.isEmpty else { return }
+    }
 
-        let (outcomes, deliveries, feed) = store.commit(writes, now: clock.now())
+    /// A group commit has finished: acknowledges what it stored, refuses what it did not, and
+    /// puts its deliveries in the mailboxes.
+    private func finishCommit(_ result: CommitResult, _ socket: Socket) {
+        guard let (writes, origins) = committing else { return }
+        committing = nil
+        let (outcomes, deliveries, feed) = result
         FaultPoint.groupCommitted.reached()
         noteStorageHealth(outcomes)
         publish(feed)
@@ -553,6 +598,43 @@ public final class RouterLoop: @unchecked Sendable {
             closeSession(routingID, reason: "send failed: \(error)")
             return false
         }
+    }
+}
+
+typealias CommitResult = (outcomes: [CommitOutcome], deliveries: [(agency: String, entry: MailboxEntry)], feed: [FeedEvent])
+
+/// One group commit handed to the committer thread.
+struct CommitJob: @unchecked Sendable {
+    let run: () -> CommitResult
+}
+
+/// The router's committer: one group commit at a time on a serial queue; the router hears of
+/// each result through `signal` (polled with its sockets) and takes it with `take`.
+final class GroupCommitter: @unchecked Sendable {
+    let signal = Wakeup()
+    private let queue = DispatchQueue(label: "rujuk.commit", qos: .userInitiated)
+    private let condition = NSCondition()
+    private var result: CommitResult?
+
+    func submit(_ job: CommitJob) {
+        queue.async { [self] in
+            let outcome = job.run()
+            condition.lock()
+            result = outcome
+            condition.broadcast()
+            condition.unlock()
+            signal.notify()
+        }
+    }
+
+    /// The finished commit's result, once; with `waiting`, waits for it (the caller knows one
+    /// is in flight).
+    func take(waiting: Bool) -> CommitResult? {
+        condition.lock()
+        defer { condition.unlock() }
+        while waiting, result == nil { condition.wait() }
+        defer { result = nil }
+        return result
     }
 }
 
