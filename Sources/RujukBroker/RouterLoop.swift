@@ -47,7 +47,7 @@ public final class RouterLoop: @unchecked Sendable {
     private let finished = DispatchSemaphore(value: 0)
     /// Runs each group commit on a thread of its own, so the router goes on reading and
     /// checking the next messages while SQLite writes and fsyncs the last ones.
-    private let committer = GroupCommitter()
+    private let committer = PolledWorker<CommitResult>(label: "rujuk.commit")
 
     // Router-thread state.
     /// The group commit on the committer thread, if any: its writes and where each came from.
@@ -257,7 +257,7 @@ public final class RouterLoop: @unchecked Sendable {
         committing = (writes, pendingOrigins)
         pendingWrites.removeAll(keepingCapacity: true)
         pendingOrigins.removeAll(keepingCapacity: true)
-        committer.submit(CommitJob { store.commit(writes, now: now) })
+        committer.submit { store.commit(writes, now: now) }
     }
 
     /// Waits for the commit in flight, if any, and acknowledges and delivers what it stored.
@@ -602,41 +602,6 @@ public final class RouterLoop: @unchecked Sendable {
 }
 
 typealias CommitResult = (outcomes: [CommitOutcome], deliveries: [(agency: String, entry: MailboxEntry)], feed: [FeedEvent])
-
-/// One group commit handed to the committer thread.
-struct CommitJob: @unchecked Sendable {
-    let run: () -> CommitResult
-}
-
-/// The router's committer: one group commit at a time on a serial queue; the router hears of
-/// each result through `signal` (polled with its sockets) and takes it with `take`.
-final class GroupCommitter: @unchecked Sendable {
-    let signal = Wakeup()
-    private let queue = DispatchQueue(label: "rujuk.commit", qos: .userInitiated)
-    private let condition = NSCondition()
-    private var result: CommitResult?
-
-    func submit(_ job: CommitJob) {
-        queue.async { [self] in
-            let outcome = job.run()
-            condition.lock()
-            result = outcome
-            condition.broadcast()
-            condition.unlock()
-            signal.notify()
-        }
-    }
-
-    /// The finished commit's result, once; with `waiting`, waits for it (the caller knows one
-    /// is in flight).
-    func take(waiting: Bool) -> CommitResult? {
-        condition.lock()
-        defer { condition.unlock() }
-        while waiting, result == nil { condition.wait() }
-        defer { result = nil }
-        return result
-    }
-}
 
 func monotonicMilliseconds() -> UInt64 {
     DispatchTime.now().uptimeNanoseconds / 1_000_000
