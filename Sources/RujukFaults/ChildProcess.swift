@@ -20,6 +20,12 @@ final class ChildProcess: @unchecked Sendable {
     }
 
     var isRunning: Bool { process?.isRunning ?? false }
+
+    /// Whether the last run ended by SIGKILL (as a `FaultPoint` ends it).
+    var diedOfSIGKILL: Bool {
+        guard let process, !process.isRunning else { return false }
+        return process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGKILL
+    }
     var pid: Int32 { process?.processIdentifier ?? 0 }
 
     /// Starts it; `crashAt` arms a `FaultPoint` (`RUJUK_CRASH_AT`) for this run only.

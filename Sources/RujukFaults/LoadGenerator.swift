@@ -70,7 +70,9 @@ final class LoadGenerator: @unchecked Sendable {
                             value += 1
                             return value - 1
                         }
-                        guard index < count else { return }
+                        // A scenario that fails stops its load rather than leave it running
+                        // into the next one.
+                        guard index < count, !Task.isCancelled else { return }
                         let outcome = await self.submit(id: MessageID.make(), number: first + index, route: routes[index % routes.count])
                         self.results.withLock { $0.append(outcome) }
                     }

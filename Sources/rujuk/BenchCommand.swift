@@ -61,14 +61,15 @@ struct BenchCommand: AsyncParsableCommand {
         for run in 1...max(1, runs) {
             let batch = try (0..<count).map { _ in try client.referral() }
             let before = broker.router.snapshot
-            let cpuBefore = processCPUSeconds()
+            let cpuBefore = processCPUSeconds(), stealBefore = stolenCPUSeconds()
             let throughput = try client.run(referrals: batch, window: window, interval: nil)
-            let cpu = processCPUSeconds() - cpuBefore
+            let cpu = processCPUSeconds() - cpuBefore, stolen = stolenCPUSeconds().map { $0 - (stealBefore ?? 0) }
             let after = broker.router.snapshot
             rates.append(Double(count) / throughput.elapsed)
+            let steal = stolen.map { String(format: "; CPU stolen by the hypervisor %.1f%%", 100 * $0 / (throughput.elapsed * Double(ProcessInfo.processInfo.activeProcessorCount))) }
             print(String(format: "throughput run %d: %d referrals in %.2f s = %.0f referrals/s (under saturation: p50 %.0f ms, p99 %.0f ms); %d group commits; process CPU %.0f µs per referral",
                          run, count, throughput.elapsed, rates.last!, throughput.p(0.5), throughput.p(0.99),
-                         after.batches - before.batches, cpu / Double(count) * 1e6))
+                         after.batches - before.batches, cpu / Double(count) * 1e6) + (steal ?? ""))
         }
         print(String(format: "throughput: median %.0f referrals/s over %d runs", rates.sorted()[rates.count / 2], rates.count))
 
@@ -147,6 +148,17 @@ func processCPUSeconds() -> Double {
     var usage = rusage()
     getrusage(RUSAGE_SELF.rawValue, &usage)
     return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+}
+
+/// CPU time the hypervisor gave other guests while this one wanted it ("steal", /proc/stat),
+/// all cores, in seconds; nil where there is no such figure. On a shared machine it says how
+/// much a run was disturbed.
+func stolenCPUSeconds() -> Double? {
+    guard let text = try? String(contentsOfFile: "/proc/stat", encoding: .utf8),
+          let line = text.split(separator: "\n").first, line.hasPrefix("cpu ") else { return nil }
+    let fields = line.split(separator: " ").dropFirst()
+    guard fields.count >= 8, let steal = Double(fields[fields.startIndex + 7]) else { return nil }
+    return steal / Double(sysconf(Int32(_SC_CLK_TCK)))
 }
 
 /// The sending side of the benchmark: an RRP peer as polda-kepri.
