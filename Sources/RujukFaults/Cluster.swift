@@ -152,7 +152,12 @@ final class Cluster: @unchecked Sendable {
         }
     }
 
+    /// Set by `stopAll`: a load on this cluster stops submitting (a scenario that fails must
+    /// not leave its load running into the next one).
+    let stopped = Locked(false)
+
     func stopAll() {
+        stopped.withLock { $0 = true }
         for child in adapters.values { child.signal(SIGKILL) }
         broker.signal(SIGKILL)
     }

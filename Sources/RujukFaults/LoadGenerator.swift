@@ -70,9 +70,7 @@ final class LoadGenerator: @unchecked Sendable {
                             value += 1
                             return value - 1
                         }
-                        // A scenario that fails stops its load rather than leave it running
-                        // into the next one.
-                        guard index < count, !Task.isCancelled else { return }
+                        guard index < count, !self.cluster.stopped.current else { return }
                         let outcome = await self.submit(id: MessageID.make(), number: first + index, route: routes[index % routes.count])
                         self.results.withLock { $0.append(outcome) }
                     }

@@ -23,7 +23,6 @@ enum Scenarios {
         let load = LoadGenerator(cluster: cluster)
         let total = context.scale.referrals, kills = context.scale.brokerKills
         let submitting = Task { await load.run(count: total) }
-        defer { submitting.cancel() }
         for kill in 1...kills {
             // Spread the kills over the load: the k-th once k/(kills+1) of it is acknowledged,
             // then a random moment within the next 300 ms.
@@ -77,7 +76,6 @@ enum Scenarios {
             await load.run(count: total, concurrency: 8)
             loadDone.withLock { $0 = true }
         }
-        defer { submitting.cancel() }
         var crashed = 0, extra = 0
         while crashed < context.scale.crashes {
             // Dies by itself at the armed point; started again with the next one armed.
@@ -112,7 +110,6 @@ enum Scenarios {
         let load = LoadGenerator(cluster: cluster)
         let total = context.scale.referrals / 2
         let submitting = Task { await load.run(count: total, concurrency: 8) }
-        defer { submitting.cancel() }
         var checks: [(String, Bool)] = []
 
         try await waitFor("a quarter acknowledged", timeout: 600) { load.acknowledged >= total / 4 }
@@ -154,7 +151,6 @@ enum Scenarios {
         let load = LoadGenerator(cluster: cluster)
         let total = context.scale.referrals / 2
         let submitting = Task { await load.run(count: total, concurrency: 8) }
-        defer { submitting.cancel() }
         var checks: [(String, Bool)] = []
         for cut in 1...2 {
             try await waitFor("\(cut)/3 acknowledged", timeout: 600) { load.acknowledged >= total * cut / 3 }

@@ -33,7 +33,6 @@ extension Scenarios {
         try handle.close()
         context.log("    broker's filesystem full at \(load.acknowledged) acknowledged")
         let submitting = Task { await load.run(count: total - total / 4, concurrency: 8) }
-        defer { submitting.cancel() }
 
         var checks: [(String, Bool)] = []
         let refusing = "the store cannot write; refusing every message with storage_unavailable"
