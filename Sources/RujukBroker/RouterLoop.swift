@@ -12,6 +12,8 @@ public struct RouterSnapshot: Sendable, Codable {
     public var committed: Int = 0
     /// Group commits since start.
     public var batches: Int = 0
+    /// Messages in the largest group commit since start.
+    public var largestBatch: Int = 0
     /// Messages refused since start.
     public var refused: Int = 0
     /// DELIVERs sent since start, redeliveries included.
@@ -233,7 +235,7 @@ public final class RouterLoop: @unchecked Sendable {
                     batch.append(message)
                 }
                 if !batch.isEmpty { process(batch, socket) }
-                startCommit()
+                startCommit(socket)
                 resendUnreceipted(socket)
                 heartbeat(socket)
                 publishStats()
@@ -245,20 +247,33 @@ public final class RouterLoop: @unchecked Sendable {
         }
         // What was accepted is committed and acknowledged before the sessions end.
         drainCommits(socket)
-        startCommit()
+        startCommit(socket)
         drainCommits(socket)
         for session in sessions.values { send(.bye, to: session.routingID, socket) }
     }
 
-    /// Hands the checked messages to the committer thread, unless a commit is in flight.
-    private func startCommit() {
+    /// Commits the checked messages — a small group here, a larger one on the committer thread —
+    /// unless a commit is in flight.
+    private func startCommit(_ socket: Socket) {
         guard committing == nil, !pendingWrites.isEmpty else { return }
         let writes = pendingWrites, now = clock.now(), store = self.store
         committing = (writes, pendingOrigins)
         pendingWrites.removeAll(keepingCapacity: true)
         pendingOrigins.removeAll(keepingCapacity: true)
-        committer.submit { store.commit(writes, now: now) }
+        if writes.count <= Self.inlineCommitLimit {
+            finishCommit(store.commit(writes, now: now), socket)
+        } else {
+            committer.submit { store.commit(writes, now: now) }
+        }
     }
+
+    /// A group of at most this many messages is committed on the router thread itself. Handing
+    /// a small transaction to the committer and back costs two thread wake-ups, each tens of
+    /// microseconds on an idle virtual CPU, and overlaps almost nothing; under load the groups
+    /// grow past it and the committer overlaps the next group's reading with the fsync.
+    /// Measured (`rujuk bench`, 15,000 referrals at 1,000/s, three runs each): p50 1.76–1.91 ms
+    /// against 2.08–2.20 ms handing every group over, throughput the same.
+    public static let inlineCommitLimit = 32
 
     /// Waits for the commit in flight, if any, and acknowledges and delivers what it stored.
     private func drainCommits(_ socket: Socket) {
@@ -365,6 +380,7 @@ public final class RouterLoop: @unchecked Sendable {
         noteStorageHealth(outcomes)
         publish(feed)
         stats.batches += 1
+        stats.largestBatch = max(stats.largestBatch, writes.count)
         var commits: [[UInt8]: [String]] = [:]
         var commitOrder: [[UInt8]] = []
         for (index, outcome) in outcomes.enumerated() {

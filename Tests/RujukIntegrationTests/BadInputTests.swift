@@ -1,6 +1,7 @@
 import CZeroMQ
 import Foundation
 import GRDB
+import RujukBroker
 import RujukCore
 import Testing
 import ZeroMQ
@@ -95,6 +96,28 @@ final class RawPeer {
         try peer.expectError(.duplicateConflict, "same id, other content")
         let count = try network.broker.store.pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM handoff") }
         #expect(count == 1, "nothing refused was stored, the duplicate not twice")
+    }
+
+    @Test func aBurstIsCommittedInGroupsAndEachMessageAcknowledgedOnce() throws {
+        // Sealed before the session opens: a peer silent for three heartbeats loses it.
+        let burst = (0..<300).map { _ in Fixtures.referral() }
+        let network = try Network()
+        let peer = try RawPeer(network, agency: "polda-kepri")
+        // Sent without waiting: while the router commits what it read, the rest piles up, so
+        // groups larger than the router commits itself go to the committer thread.
+        for referral in burst { try peer.send(RRPCodec.refer(referral)) }
+        var acknowledged: [String] = []
+        while acknowledged.count < burst.count {
+            let message = try peer.next()
+            guard case .commit(let commit) = message else { Issue.record("expected COMMIT, got \(message)"); return }
+            acknowledged += commit.ids
+        }
+        #expect(acknowledged == burst.map(\.id), "every referral acknowledged once, in the order sent")
+        let snapshot = network.broker.router.snapshot
+        #expect(snapshot.batches < burst.count, "grouped: \(snapshot.batches) commits")
+        #expect(snapshot.largestBatch > RouterLoop.inlineCommitLimit, "a group went to the committer thread")
+        let stored = try network.broker.store.pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM handoff") }
+        #expect(stored == burst.count)
     }
 
     @Test func commandsBeforeHelloAndHellosInAnotherNameAreRefused() throws {

@@ -72,6 +72,27 @@ import Testing
         #expect(try pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM t") } == 200, "the intact file opens")
     }
 
+    @Test func newFilesGetTheLargerPageAndOldFilesKeepTheirs() throws {
+        let pool = try scratch()
+        #expect(try pool.read { try Int.fetchOne($0, sql: "PRAGMA page_size") } == DurableDatabase.pageSize)
+        #expect(try pool.read { try String.fetchOne($0, sql: "PRAGMA journal_mode") } == "wal")
+
+        // A store made before (4 KiB pages) opens as it is, its rows intact: SQLite cannot change
+        // a WAL database's page size in place, and nothing here tries.
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("rujuk-storage-\(UUID().uuidString)/old.sqlite")
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        let old = try DatabaseQueue(path: url.path)
+        try old.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; CREATE TABLE t (id TEXT PRIMARY KEY NOT NULL); INSERT INTO t VALUES ('kept')")
+        }
+        try old.close()
+        let reopened = try DurableDatabase.open(url, durability: .full, label: "test", what: "test store")
+        #expect(try reopened.read { try Int.fetchOne($0, sql: "PRAGMA page_size") } == 4096)
+        #expect(try reopened.read { try String.fetchOne($0, sql: "SELECT id FROM t") } == "kept")
+        try reopened.write { try $0.execute(sql: "INSERT INTO t VALUES ('new')") }
+        #expect(try reopened.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM t") } == 2)
+    }
+
     @Test func checkpointerCopiesTheLogBesideTheWriter() throws {
         let pool = try scratch()
         let writerThreshold = try pool.writeWithoutTransaction { try Int.fetchOne($0, sql: "PRAGMA wal_autocheckpoint") }
