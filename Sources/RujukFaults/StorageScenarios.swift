@@ -73,11 +73,14 @@ extension Scenarios {
 
         let store = URL(fileURLWithPath: cluster.brokerStorePath)
         let intact = try Data(contentsOf: store)
+        // The header's page size (bytes 16–17, big-endian; 1 means 65,536), for a cut at a page boundary.
+        let rawPageSize = Int(intact[16]) << 8 | Int(intact[17])
+        let pageSize = rawPageSize == 1 ? 65_536 : max(512, rawPageSize)
         let files = try FileManager.default.contentsOfDirectory(atPath: cluster.brokerDataDirectory.path).sorted()
         var checks: [(String, Bool)] = []
         let damages: [(String, Data)] = [
             ("header overwritten", Data(repeating: 0x5A, count: 100) + intact.dropFirst(100)),
-            ("truncated to half", intact.prefix(intact.count / 2 / 4096 * 4096)),
+            ("truncated to half", intact.prefix(intact.count / 2 / pageSize * pageSize)),
             ("truncated mid-page", intact.prefix(intact.count / 2 + 1000)),
         ]
         for (damage, bytes) in damages {

@@ -93,10 +93,33 @@ import Testing
         #expect(try reopened.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM t") } == 2)
     }
 
+    @Test func theLogStaysBoundedUnderSteadyWrites() throws {
+        let pool = try scratch()
+        #expect(try pool.writeWithoutTransaction { try Int.fetchOne($0, sql: "PRAGMA journal_size_limit") } == DurableDatabase.walSizeLimit)
+        let checkpointer = try Checkpointer(URL(fileURLWithPath: pool.path), interval: 0.02)
+        checkpointer.start()
+        defer { checkpointer.stop() }
+        // 96 MB in transactions of 256 KB, one after another, the checkpointer copying beside
+        // them: the log starts over at the writer's threshold instead of growing with the data.
+        let wal = pool.path + "-wal"
+        var largest = 0
+        let row = [UInt8](repeating: 7, count: 4096)
+        for batch in 0..<384 {
+            try pool.write { db in
+                for index in 0..<64 { try db.run("INSERT INTO t (id, data) VALUES (?, ?)", .text("\(batch)-\(index)"), .blob(row)) }
+            }
+            largest = max(largest, (try FileManager.default.attributesOfItem(atPath: wal)[.size] as? Int) ?? 0)
+        }
+        // The space a store's log may take beside it, on a disk sized for the data: well below
+        // what was written (a log that only grows at this rate would pass 90 MB).
+        #expect(largest < 40_000_000, "the WAL reached \(largest) bytes")
+        #expect(try pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM t") } == 384 * 64)
+    }
+
     @Test func checkpointerCopiesTheLogBesideTheWriter() throws {
         let pool = try scratch()
         let writerThreshold = try pool.writeWithoutTransaction { try Int.fetchOne($0, sql: "PRAGMA wal_autocheckpoint") }
-        #expect(writerThreshold == DurableDatabase.writerCheckpointPages, "the writer only checkpoints as a backstop")
+        #expect(writerThreshold == DurableDatabase.writerCheckpointPages, "the writer checkpoints at its own threshold")
         try pool.write { db in
             for index in 0..<2000 { try db.run("INSERT INTO t (id, data) VALUES (?, ?)", .text("\(index)"), .blob([UInt8](repeating: 7, count: 500))) }
         }
