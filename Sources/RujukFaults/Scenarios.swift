@@ -154,6 +154,12 @@ enum Scenarios {
         var checks: [(String, Bool)] = []
         for cut in 1...2 {
             try await waitFor("\(cut)/3 acknowledged", timeout: 600) { load.acknowledged >= total * cut / 3 }
+            // The broker's "session opened" lines for the agency: its next session, after the
+            // cut, is a new one. (The adapter's own /health may still say "ready" right after
+            // the link comes back, before its silence timer has noticed the cut, so waiting on
+            // it alone let the next cut begin with no session at the broker to time out.)
+            let opened = "agency.id=\(agency) credit="
+            let sessionsBefore = cluster.broker.logCount(opened)
             try namespace.cut()
             context.log("    link down at \(load.acknowledged) acknowledged")
             let before = cluster.broker.logCount("reason=heartbeat timeout")
@@ -161,6 +167,7 @@ enum Scenarios {
             checks.append(("cut \(cut): the broker notices the silent link by heartbeat and drops the session", dropped))
             try namespace.restore()
             context.log("    link up")
+            try await waitFor("a new session of \(agency) at the broker", timeout: 60) { cluster.broker.logCount(opened) > sessionsBefore }
             try await cluster.waitConnected(agency)
         }
         await submitting.value

@@ -20,11 +20,12 @@ public enum DurableDatabase {
     /// checkpointer has not yet (a fraction of a second's worth) and the next transaction writes
     /// the log from its start. Measured at 16 against 80 MB: throughput and latency the same
     /// within the noise (`rujuk bench`, README "Benchmark"), the WAL never past 19 MB.
-    public static let writerCheckpointPages = 16_000_000 / pageSize
+    public static let writerCheckpointPages = walCheckpointBytes / pageSize
+    static let walCheckpointBytes = 16_000_000
 
     /// What the WAL file is cut back to when the log starts over after it grew past it (a
     /// reader that held an old snapshot for long, a burst), so its space is not kept for good.
-    public static let walSizeLimit = 2 * 16_000_000
+    public static let walSizeLimit = 2 * walCheckpointBytes
 
     /// The page size of a file created here (an existing file keeps its own). A ledger's
     /// referral row — the sealed referral as it travelled and the opened body, ~2.5 KiB — fits
