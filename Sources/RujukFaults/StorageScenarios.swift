@@ -69,13 +69,12 @@ extension Scenarios {
         let load = LoadGenerator(cluster: cluster)
         await load.run(count: min(2000, context.scale.referrals / 2), concurrency: 8)
         try await waitFor("everything committed at the broker", timeout: 120) { try context.committedCount(cluster) >= load.acknowledged }
+        // The store's own page size, for a cut at a page boundary.
+        let pageSize = try readDatabase(cluster.brokerStorePath) { try Int.fetchOne($0, sql: "PRAGMA page_size") } ?? 4096
         cluster.broker.signal(SIGTERM)
 
         let store = URL(fileURLWithPath: cluster.brokerStorePath)
         let intact = try Data(contentsOf: store)
-        // The header's page size (bytes 16–17, big-endian; 1 means 65,536), for a cut at a page boundary.
-        let rawPageSize = Int(intact[16]) << 8 | Int(intact[17])
-        let pageSize = rawPageSize == 1 ? 65_536 : max(512, rawPageSize)
         let files = try FileManager.default.contentsOfDirectory(atPath: cluster.brokerDataDirectory.path).sorted()
         var checks: [(String, Bool)] = []
         let damages: [(String, Data)] = [

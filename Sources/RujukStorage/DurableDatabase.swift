@@ -4,7 +4,7 @@ import GRDB
 import RujukCore
 
 /// Opening the broker's store and an adapter's ledger the same way: WAL, the configured
-/// `synchronous` level on the writer, and checkpoints off the writer's thread.
+/// `synchronous` level on the writer, and checkpoints mostly off the writer's thread.
 public enum DurableDatabase {
     /// WAL pages after which the writer checkpoints by itself, at the end of a commit: 16 MB
     /// in a file created here (8 MB in one made with 4 KiB pages before them).
@@ -19,7 +19,7 @@ public enum DurableDatabase {
     /// Run by the writer between its own transactions, a checkpoint copies every frame the
     /// checkpointer has not yet (a fraction of a second's worth) and the next transaction writes
     /// the log from its start. Measured at 16 against 80 MB: throughput and latency the same
-    /// within the noise (`rujuk bench`, README "Benchmark"), the WAL never past 19 MB.
+    /// within the noise (`rujuk bench`, README "Benchmark"), the WAL never past 21 MB.
     public static let writerCheckpointPages = walCheckpointBytes / pageSize
     static let walCheckpointBytes = 16_000_000
 
