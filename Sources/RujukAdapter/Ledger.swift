@@ -26,7 +26,7 @@ public final class Ledger: @unchecked Sendable {
         self.sla = sla
         self.registry = registry
         self.sealer = sealer
-        (pool, checkpointer) = try DurableDatabase.open(url, durability: durability, label: "rujuk.ledger", what: "ledger", migrator: Self.migrator)
+        (pool, checkpointer) = try DurableDatabase.open(url, durability: durability, label: "rujuk.ledger", what: "ledger", pageSize: .large, migrator: Self.migrator)
     }
 
     deinit { checkpointer.stop() }

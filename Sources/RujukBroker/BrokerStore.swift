@@ -22,7 +22,7 @@ public final class BrokerStore: @unchecked Sendable {
     /// untouched: the broker never overwrites data it cannot read.
     public init(directory: URL, durability: Durability) throws {
         url = directory.appendingPathComponent("broker.sqlite")
-        (pool, checkpointer) = try DurableDatabase.open(url, durability: durability, label: "rujuk.broker", what: "broker store", migrator: Self.migrator)
+        (pool, checkpointer) = try DurableDatabase.open(url, durability: durability, label: "rujuk.broker", what: "broker store", pageSize: .small, migrator: Self.migrator)
         auditHead = try pool.read(AuditChain.head)
     }
 

@@ -6,8 +6,8 @@ import RujukCore
 /// Opening the broker's store and an adapter's ledger the same way: WAL, the configured
 /// `synchronous` level on the writer, and checkpoints mostly off the writer's thread.
 public enum DurableDatabase {
-    /// WAL pages after which the writer checkpoints by itself, at the end of a commit: 16 MB
-    /// in a file created here (8 MB in one made with 4 KiB pages before them).
+    /// WAL bytes after which the writer checkpoints by itself, at the end of a commit: 16 MB,
+    /// in pages of the file's own size (`PRAGMA wal_autocheckpoint` counts pages).
     ///
     /// The `Checkpointer` copies the log back beside the writer, but under steady load it
     /// never lets the log start over: SQLite rewinds the WAL only at a write transaction that
@@ -20,18 +20,33 @@ public enum DurableDatabase {
     /// checkpointer has not yet (a fraction of a second's worth) and the next transaction writes
     /// the log from its start. Measured at 16 against 80 MB: throughput and latency the same
     /// within the noise (`rujuk bench`, README "Benchmark"), the WAL never past 21 MB.
-    public static let writerCheckpointPages = walCheckpointBytes / pageSize
-    static let walCheckpointBytes = 16_000_000
+    public static let walCheckpointBytes = 16_000_000
+
+    /// The writer's checkpoint threshold in pages, for a file of `pageSize`-byte pages.
+    public static func writerCheckpointPages(pageSize: Int) -> Int { walCheckpointBytes / pageSize }
 
     /// What the WAL file is cut back to when the log starts over after it grew past it (a
     /// reader that held an old snapshot for long, a burst), so its space is not kept for good.
     public static let walSizeLimit = 2 * walCheckpointBytes
 
-    /// The page size of a file created here (an existing file keeps its own). A ledger's
-    /// referral row — the sealed referral as it travelled and the opened body, ~2.5 KiB — fits
-    /// once in a 4 KiB page, leaving a third of each page empty, and every page is written
-    /// twice (to the WAL, then back to the file); three fit in 8 KiB.
-    public static let pageSize = 8192
+    /// The page size of a file created here, chosen by what the file holds (an existing file
+    /// keeps its own: SQLite cannot change a WAL database's page size in place).
+    ///
+    /// Every commit writes each page it touched to the WAL in full, and again to the file at
+    /// the checkpoint. Under light load a commit carries a message or two and touches a dozen
+    /// B-trees, a page each, so the page size is what a small commit costs; in a large group
+    /// the rows fill the pages and the size decides how much of each is left empty.
+    public enum PageSize: Int, Sendable {
+        /// The broker's store: three small commits per referral under light load (its REFER
+        /// and two receipts), rows of at most ~1.6 KiB. Measured at 1,000 referrals/s offered:
+        /// a quarter fewer bytes to the disk and a lower p50 than with 8 KiB pages, the same
+        /// throughput at saturation (README "Benchmark").
+        case small = 4096
+        /// An adapter's ledger: a referral row (the sealed referral as it travelled and the
+        /// opened body, ~2.5 KiB) fills a 4 KiB page once, leaving a third of it empty; three
+        /// fit in 8 KiB. CPU per referral at saturation −8% against 4 KiB.
+        case large = 8192
+    }
 
     /// Process-wide settings, made once before the first connection (see sqlite_tuning.c).
     /// SQLITE_MISUSE means another library opened a connection first: harmless, only slower.
@@ -41,7 +56,7 @@ public enum DurableDatabase {
     ///
     /// A file that is not an SQLite database, or is corrupt where SQLite looks first, is refused
     /// with `storage_unavailable` naming `what` and the path, and is left untouched.
-    public static func open(_ url: URL, durability: Durability, label: String, what: String) throws -> DatabasePool {
+    public static func open(_ url: URL, durability: Durability, label: String, what: String, pageSize: PageSize) throws -> DatabasePool {
         _ = tuned
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
         try checkHeader(url, what)
@@ -50,13 +65,14 @@ public enum DurableDatabase {
         configuration.busyMode = .timeout(10)
         configuration.label = label
         // Takes effect only while the file is empty, i.e. before the first write makes it.
-        configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA page_size = \(pageSize)") }
+        configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA page_size = \(pageSize.rawValue)") }
         do {
             let pool = try DatabasePool(path: url.path, configuration: configuration)
             // DatabasePool sets synchronous=NORMAL on its writer by itself; set ours after it.
             try pool.writeWithoutTransaction { db in
                 try db.execute(sql: "PRAGMA synchronous = \(durability == .full ? "FULL" : "NORMAL")")
-                try db.execute(sql: "PRAGMA wal_autocheckpoint = \(writerCheckpointPages)")
+                let filePageSize = try Int.fetchOne(db, sql: "PRAGMA page_size") ?? pageSize.rawValue
+                try db.execute(sql: "PRAGMA wal_autocheckpoint = \(writerCheckpointPages(pageSize: filePageSize))")
                 try db.execute(sql: "PRAGMA journal_size_limit = \(walSizeLimit)")
                 // Reading the schema makes SQLite parse the header and the schema pages, so a
                 // file that is not a database, or is truncated there, is refused here.
@@ -70,8 +86,8 @@ public enum DurableDatabase {
 
     /// Opens the database, brings its schema up to date with `migrator`, and starts its
     /// background checkpointer; what the broker's store and every ledger do to open.
-    public static func open(_ url: URL, durability: Durability, label: String, what: String, migrator: DatabaseMigrator) throws -> (pool: DatabasePool, checkpointer: Checkpointer) {
-        let pool = try open(url, durability: durability, label: label, what: what)
+    public static func open(_ url: URL, durability: Durability, label: String, what: String, pageSize: PageSize, migrator: DatabaseMigrator) throws -> (pool: DatabasePool, checkpointer: Checkpointer) {
+        let pool = try open(url, durability: durability, label: label, what: what, pageSize: pageSize)
         let checkpointer: Checkpointer
         do {
             try migrator.migrate(pool)
@@ -133,7 +149,7 @@ extension DatabasePool {
 /// writer's thread: the broker's router would stop routing while megabytes are copied and the
 /// database file is fsynced. A PASSIVE checkpoint from another connection runs beside the
 /// writer instead and never blocks it; what it cannot copy yet (pages a reader still needs) it
-/// copies on a later round. The writer's own checkpoint, at `writerCheckpointPages`, is left
+/// copies on a later round. The writer's own checkpoint, at `walCheckpointBytes`, is left
 /// only the last frames, and rewinds the log.
 public final class Checkpointer: @unchecked Sendable {
     private let queue: DatabaseQueue

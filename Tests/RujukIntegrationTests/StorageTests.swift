@@ -1,5 +1,7 @@
 import Foundation
 import GRDB
+import RujukAdapter
+import RujukBroker
 import RujukCore
 import RujukStorage
 import Testing
@@ -7,7 +9,7 @@ import Testing
 @Suite struct StorageTests {
     func scratch() throws -> DatabasePool {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("rujuk-storage-\(UUID().uuidString)/test.sqlite")
-        let pool = try DurableDatabase.open(url, durability: .full, label: "test", what: "test store")
+        let pool = try DurableDatabase.open(url, durability: .full, label: "test", what: "test store", pageSize: .large)
         try pool.write { try $0.execute(sql: "CREATE TABLE t (id TEXT PRIMARY KEY NOT NULL, note TEXT, n INTEGER, data BLOB)") }
         return pool
     }
@@ -43,7 +45,7 @@ import Testing
     @Test func aTruncatedStoreIsRefusedAtOpenAndLeftAsItIs() throws {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("rujuk-storage-\(UUID().uuidString)/test.sqlite")
         do {
-            let pool = try DurableDatabase.open(url, durability: .full, label: "test", what: "test store")
+            let pool = try DurableDatabase.open(url, durability: .full, label: "test", what: "test store", pageSize: .large)
             try pool.write { db in
                 try db.execute(sql: "CREATE TABLE t (id INTEGER PRIMARY KEY, data BLOB)")
                 for id in 0..<200 { try db.run("INSERT INTO t (id, data) VALUES (?, ?)", .int(Int64(id)), .blob([UInt8](repeating: 7, count: 2000))) }
@@ -55,7 +57,7 @@ import Testing
         for cut in [whole.count / 2 / 4096 * 4096, whole.count - 100] {
             let damaged = whole.prefix(cut)
             try damaged.write(to: url)
-            let error = try #require(throws: RujukError.self) { _ = try DurableDatabase.open(url, durability: .full, label: "test", what: "test store") }
+            let error = try #require(throws: RujukError.self) { _ = try DurableDatabase.open(url, durability: .full, label: "test", what: "test store", pageSize: .large) }
             #expect(error.code == .storageUnavailable)
             #expect(error.reason.contains("truncated") && error.reason.contains(url.path), "\(error.reason)")
             #expect(try Data(contentsOf: url) == damaged, "the file is left byte for byte")
@@ -64,30 +66,39 @@ import Testing
         var garbage = whole
         garbage.replaceSubrange(0..<16, with: Data(repeating: 0x5A, count: 16))
         try garbage.write(to: url)
-        let error = try #require(throws: RujukError.self) { _ = try DurableDatabase.open(url, durability: .full, label: "test", what: "test store") }
+        let error = try #require(throws: RujukError.self) { _ = try DurableDatabase.open(url, durability: .full, label: "test", what: "test store", pageSize: .large) }
         #expect(error.reason.contains("not an SQLite database"), "\(error.reason)")
 
         try whole.write(to: url)
-        let pool = try DurableDatabase.open(url, durability: .full, label: "test", what: "test store")
+        let pool = try DurableDatabase.open(url, durability: .full, label: "test", what: "test store", pageSize: .large)
         #expect(try pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM t") } == 200, "the intact file opens")
     }
 
-    @Test func newFilesGetTheLargerPageAndOldFilesKeepTheirs() throws {
-        let pool = try scratch()
-        #expect(try pool.read { try Int.fetchOne($0, sql: "PRAGMA page_size") } == DurableDatabase.pageSize)
-        #expect(try pool.read { try String.fetchOne($0, sql: "PRAGMA journal_mode") } == "wal")
+    /// The broker's store is made with 4 KiB pages (its small commits write each page they
+    /// touch in full), a ledger with 8 KiB (its ~2.5 KiB referral rows pack three to a page);
+    /// each writer checkpoints at 16 MB of log, counted in its own file's pages.
+    @Test func eachStoreGetsItsPageSizeAndOldFilesKeepTheirs() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("rujuk-storage-\(UUID().uuidString)")
+        let store = try BrokerStore(directory: directory.appendingPathComponent("broker"), durability: .full)
+        let ledger = try Ledger(directory: directory.appendingPathComponent("adapter"), agency: "rsud-embung-fatimah", durability: .full, clock: SystemClock())
+        for (pool, size) in [(store.pool, 4096), (ledger.pool, 8192)] {
+            #expect(try pool.read { try Int.fetchOne($0, sql: "PRAGMA page_size") } == size)
+            #expect(try pool.read { try String.fetchOne($0, sql: "PRAGMA journal_mode") } == "wal")
+            #expect(try pool.writeWithoutTransaction { try Int.fetchOne($0, sql: "PRAGMA wal_autocheckpoint") } == DurableDatabase.walCheckpointBytes / size)
+        }
 
-        // A store made before (4 KiB pages) opens as it is, its rows intact: SQLite cannot change
-        // a WAL database's page size in place, and nothing here tries.
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("rujuk-storage-\(UUID().uuidString)/old.sqlite")
-        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        // A store made before, with pages of another size, opens as it is, its rows intact:
+        // SQLite cannot change a WAL database's page size in place, and nothing here tries.
+        let url = directory.appendingPathComponent("old.sqlite")
         let old = try DatabaseQueue(path: url.path)
         try old.writeWithoutTransaction { db in
-            try db.execute(sql: "PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; CREATE TABLE t (id TEXT PRIMARY KEY NOT NULL); INSERT INTO t VALUES ('kept')")
+            try db.execute(sql: "PRAGMA page_size = 16384; PRAGMA journal_mode = WAL; CREATE TABLE t (id TEXT PRIMARY KEY NOT NULL); INSERT INTO t VALUES ('kept')")
         }
         try old.close()
-        let reopened = try DurableDatabase.open(url, durability: .full, label: "test", what: "test store")
-        #expect(try reopened.read { try Int.fetchOne($0, sql: "PRAGMA page_size") } == 4096)
+        let reopened = try DurableDatabase.open(url, durability: .full, label: "test", what: "test store", pageSize: .small)
+        #expect(try reopened.read { try Int.fetchOne($0, sql: "PRAGMA page_size") } == 16384)
+        #expect(try reopened.writeWithoutTransaction { try Int.fetchOne($0, sql: "PRAGMA wal_autocheckpoint") } == DurableDatabase.walCheckpointBytes / 16384,
+                "the threshold is in the file's own pages")
         #expect(try reopened.read { try String.fetchOne($0, sql: "SELECT id FROM t") } == "kept")
         try reopened.write { try $0.execute(sql: "INSERT INTO t VALUES ('new')") }
         #expect(try reopened.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM t") } == 2)
@@ -119,7 +130,7 @@ import Testing
     @Test func checkpointerCopiesTheLogBesideTheWriter() throws {
         let pool = try scratch()
         let writerThreshold = try pool.writeWithoutTransaction { try Int.fetchOne($0, sql: "PRAGMA wal_autocheckpoint") }
-        #expect(writerThreshold == DurableDatabase.writerCheckpointPages, "the writer checkpoints at its own threshold")
+        #expect(writerThreshold == DurableDatabase.writerCheckpointPages(pageSize: 8192), "the writer checkpoints at its own threshold")
         try pool.write { db in
             for index in 0..<2000 { try db.run("INSERT INTO t (id, data) VALUES (?, ?)", .text("\(index)"), .blob([UInt8](repeating: 7, count: 500))) }
         }
