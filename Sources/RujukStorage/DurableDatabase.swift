@@ -39,8 +39,8 @@ public enum DurableDatabase {
     public enum PageSize: Int, Sendable {
         /// The broker's store: three small commits per referral under light load (its REFER
         /// and two receipts), rows of at most ~1.6 KiB. Measured at 1,000 referrals/s offered:
-        /// a quarter fewer bytes to the disk and a lower p50 than with 8 KiB pages, the same
-        /// throughput at saturation (README "Benchmark").
+        /// a quarter fewer bytes to the disk than with 8 KiB pages; latency, and throughput at
+        /// saturation, the same within the noise (README "Benchmark").
         case small = 4096
         /// An adapter's ledger: a referral row (the sealed referral as it travelled and the
         /// opened body, ~2.5 KiB) fills a 4 KiB page once, leaving a third of it empty; three
