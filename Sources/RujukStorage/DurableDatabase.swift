@@ -22,9 +22,6 @@ public enum DurableDatabase {
     /// within the noise (`rujuk bench`, README "Benchmark"), the WAL never past 21 MB.
     public static let walCheckpointBytes = 16_000_000
 
-    /// The writer's checkpoint threshold in pages, for a file of `pageSize`-byte pages.
-    public static func writerCheckpointPages(pageSize: Int) -> Int { walCheckpointBytes / pageSize }
-
     /// What the WAL file is cut back to when the log starts over after it grew past it (a
     /// reader that held an old snapshot for long, a burst), so its space is not kept for good.
     public static let walSizeLimit = 2 * walCheckpointBytes
@@ -71,8 +68,9 @@ public enum DurableDatabase {
             // DatabasePool sets synchronous=NORMAL on its writer by itself; set ours after it.
             try pool.writeWithoutTransaction { db in
                 try db.execute(sql: "PRAGMA synchronous = \(durability == .full ? "FULL" : "NORMAL")")
+                // In the file's own pages: an older file may have pages of another size.
                 let filePageSize = try Int.fetchOne(db, sql: "PRAGMA page_size") ?? pageSize.rawValue
-                try db.execute(sql: "PRAGMA wal_autocheckpoint = \(writerCheckpointPages(pageSize: filePageSize))")
+                try db.execute(sql: "PRAGMA wal_autocheckpoint = \(walCheckpointBytes / filePageSize)")
                 try db.execute(sql: "PRAGMA journal_size_limit = \(walSizeLimit)")
                 // Reading the schema makes SQLite parse the header and the schema pages, so a
                 // file that is not a database, or is truncated there, is refused here.

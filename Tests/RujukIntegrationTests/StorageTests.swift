@@ -130,7 +130,7 @@ import Testing
     @Test func checkpointerCopiesTheLogBesideTheWriter() throws {
         let pool = try scratch()
         let writerThreshold = try pool.writeWithoutTransaction { try Int.fetchOne($0, sql: "PRAGMA wal_autocheckpoint") }
-        #expect(writerThreshold == DurableDatabase.writerCheckpointPages(pageSize: 8192), "the writer checkpoints at its own threshold")
+        #expect(writerThreshold == DurableDatabase.walCheckpointBytes / DurableDatabase.PageSize.large.rawValue, "the writer checkpoints at its own threshold")
         try pool.write { db in
             for index in 0..<2000 { try db.run("INSERT INTO t (id, data) VALUES (?, ?)", .text("\(index)"), .blob([UInt8](repeating: 7, count: 500))) }
         }
