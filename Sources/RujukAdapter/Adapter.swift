@@ -66,6 +66,20 @@ public final class Adapter: ServiceLifecycle.Service, @unchecked Sendable {
     /// The personal part is sealed here for the recipient; the ledger keeps this agency's own
     /// copy of it in the clear (until `purge`), the outbox only the sealed referral.
     public func refer(_ request: ReferralRequest) throws -> HandoffView {
+        let referral = try stamped(request)
+        try ledger.requests.writeAndWait(ledger.newReferral(referral, body: request.body))
+        return try queued(referral)
+    }
+
+    /// `refer` as the API runs it: the wait for the ledger's commit holds no thread, so
+    /// requests that arrive together share one commit.
+    public func submit(_ request: ReferralRequest) async throws -> HandoffView {
+        let referral = try stamped(request)
+        try await ledger.requests.write(ledger.newReferral(referral, body: request.body))
+        return try queued(referral)
+    }
+
+    private func stamped(_ request: ReferralRequest) throws -> Referral {
         guard let me = registry[agency] else { throw RujukError(.unknownAgency, "agency '\(agency)' is not in the registry") }
         let now = clock.now()
         try ReferralValidation.validate(request.body)
@@ -80,20 +94,33 @@ public final class Adapter: ServiceLifecycle.Service, @unchecked Sendable {
         try registry.authorize(referral)
         referral.sealed = try sealer.seal(request.body, for: referral)
         try ReferralValidation.validate(referral)
-        let view = try ledger.createReferral(referral, body: request.body)
+        return referral
+    }
+
+    private func queued(_ referral: Referral) throws -> HandoffView {
         link.outboxChanged()
         hub.poke()
         logger.info("referral queued", metadata: ["handoff.id": "\(referral.id)", "agency.to": "\(referral.to)", "service": "\(referral.service.rawValue)"])
-        return view
+        return try ledger.view(referral.id)!
     }
 
     /// Applies a status change by this agency and queues it for the broker.
     public func change(_ id: String, to status: HandoffStatus, reason: String?, outcome: String?) throws -> HandoffView {
-        let view = try ledger.applyLocal(referralID: id, status: status, reason: reason, outcome: outcome)
+        try ledger.requests.writeAndWait(ledger.localChange(referralID: id, status: status, reason: reason, outcome: outcome))
+        return try changed(id, to: status)
+    }
+
+    /// `change` as the API runs it, sharing the ledger's commit with other requests.
+    public func submitChange(_ id: String, to status: HandoffStatus, reason: String?, outcome: String?) async throws -> HandoffView {
+        try await ledger.requests.write(ledger.localChange(referralID: id, status: status, reason: reason, outcome: outcome))
+        return try changed(id, to: status)
+    }
+
+    private func changed(_ id: String, to status: HandoffStatus) throws -> HandoffView {
         link.outboxChanged()
         hub.poke()
         logger.info("status changed", metadata: ["handoff.id": "\(id)", "status": "\(status.rawValue)"])
-        return view
+        return try ledger.view(id)!
     }
 
     /// Runs the SLA clocks now: every escalation, resolution and warning that is due. The

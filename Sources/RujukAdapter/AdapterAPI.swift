@@ -19,7 +19,7 @@ struct AdapterAPI: Sendable {
         let api = routes.group("api").add(middleware: BearerTokenMiddleware(token: adapter.token))
         api.post("referrals") { request, _ in
             let body = try await JSONResponse.decode(ReferralRequest.self, from: request)
-            return JSONResponse.make(try adapter.refer(body), status: .created)
+            return JSONResponse.make(try await adapter.submit(body), status: .created)
         }
         api.get("inbox") { request, _ in try list("inbound", request) }
         api.get("outbox") { request, _ in try list("outbound", request) }
@@ -39,7 +39,7 @@ struct AdapterAPI: Sendable {
             let action = try context.parameters.require("action")
             guard let status = actions[action] else { throw RujukError(.notFound, "unknown action '\(action)' (accept, decline, start, complete, cancel)") }
             let change = try await JSONResponse.decode(StatusChangeRequest.self, from: request, limit: 16 * 1024)
-            return JSONResponse.make(try adapter.change(id, to: status, reason: change.reason, outcome: change.outcome))
+            return JSONResponse.make(try await adapter.submitChange(id, to: status, reason: change.reason, outcome: change.outcome))
         }
         api.get("events") { request, _ in
             let start = Int64(request.headers[HTTPField.Name("Last-Event-ID")!] ?? request.query("after") ?? "") ?? 0

@@ -17,6 +17,9 @@ public final class Ledger: @unchecked Sendable {
     /// Opens what is delivered sealed for this agency; nil only in tests of the ledger alone.
     let sealer: Sealer?
     private let checkpointer: Checkpointer
+    /// The agency system's writes (new referrals, status changes), committed in groups: a
+    /// burst of requests shares one transaction and one fsync.
+    public let requests: GroupCommit
 
     public init(directory: URL, agency: String, durability: Durability, clock: any RujukCore.Clock,
          sla: SLAPolicy = .standard, registry: AgencyRegistry = AgencyRegistry([]), sealer: Sealer? = nil) throws {
@@ -27,6 +30,7 @@ public final class Ledger: @unchecked Sendable {
         self.registry = registry
         self.sealer = sealer
         (pool, checkpointer) = try DurableDatabase.open(url, durability: durability, label: "rujuk.ledger", what: "ledger", pageSize: .large, migrator: Self.migrator)
+        requests = GroupCommit(pool: pool, label: "rujuk.ledger.requests")
     }
 
     deinit { checkpointer.stop() }
@@ -230,14 +234,14 @@ extension Notification: FastJSONEncodable {
 // MARK: - Writes
 
 extension Ledger {
-    /// Records a new outbound referral and queues it for the broker, in one transaction.
-    /// When this returns, the referral survives a crash of the adapter.
-    /// A retried request with the same id returns the referral already stored.
-    func createReferral(_ referral: Referral, body: ReferralBody) throws -> HandoffView {
+    /// The write that records a new outbound referral and queues it for the broker; run it
+    /// through `requests`. Once committed, the referral survives a crash of the adapter.
+    /// A retried request with the same id finds the referral already stored and changes nothing.
+    func newReferral(_ referral: Referral, body: ReferralBody) -> @Sendable (Database) throws -> Void {
         let raw = JSONCoding.encode(referral)
         let plain = JSONCoding.encode(body)
         let stamp = Timestamp.format(clock.now())
-        try pool.write { db in
+        return { [self] db in
             if let stored = try Row.fetchOne(db, sql: "SELECT raw, body FROM referral WHERE id = ?", arguments: [referral.id]) {
                 // A retried request: the same referral apart from the stamps the adapter added
                 // and the seal (sealing twice never gives the same bytes).
@@ -263,7 +267,6 @@ extension Ledger {
             try db.cachedStatement(sql: "INSERT INTO outbox (message_id, kind, referral_id, payload, created_at) VALUES (?, 'refer', ?, ?, ?)").execute(
                            arguments: [referral.id, referral.id, Data(raw), stamp])
         }
-        return try view(referral.id)!
     }
 
     // Built once: the statement cache is keyed by the SQL text, hashed on every use.
@@ -292,13 +295,15 @@ extension Ledger {
         return db.changesCount == 1
     }
 
-    /// Applies a status change made by this agency (through the API), and queues it for the broker.
-    func applyLocal(referralID: String, status: HandoffStatus, reason: String?, outcome: String?) throws -> HandoffView {
+    /// The write that applies a status change made by this agency (through the API) and queues
+    /// it for the broker; run it through `requests`. The change is validated here, its
+    /// transition against the stored status when it runs.
+    func localChange(referralID: String, status: HandoffStatus, reason: String?, outcome: String?) throws -> @Sendable (Database) throws -> Void {
         let now = clock.now()
         let stamp = Timestamp.format(now)
         let event = HandoffEvent(referralId: referralID, by: agency, status: status, reason: reason, outcome: outcome, at: now)
         try ReferralValidation.validate(event)
-        try pool.write { db in
+        return { [self] db in
             guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT direction, status FROM referral WHERE id = ?"), arguments: [referralID]) else {
                 throw RujukError(.notFound, "no referral \(referralID)")
             }
@@ -309,7 +314,6 @@ extension Ledger {
             try db.cachedStatement(sql: "INSERT INTO outbox (message_id, kind, referral_id, payload, created_at) VALUES (?, 'update', ?, ?, ?)").execute(
                            arguments: [event.id, referralID, Data(JSONCoding.encode(event)), stamp])
         }
-        return try view(referralID)!
     }
 
     private func recordEvent(_ db: Database, _ event: HandoffEvent, origin: String, stamp: String, updateStatus: Bool = true) throws {

@@ -19,7 +19,7 @@ struct BenchCommand: AsyncParsableCommand {
             on a DEALER socket, all over CurveZMQ with keys made for the run; the referrals are \
             sealed for the recipient beforehand, and the recipient's adapter opens each one. Latency is from the client's REFER to the broker's DELIVER of the \
             `received` event, which the broker sends only after the recipient's ledger committed \
-            the referral and its RECEIPT was committed at the broker.
+            the referral and its RECEIPT was committed at the broker. Then a sender's adapter             takes referrals over its HTTP API, from one connection and from many at once, each             answered once committed to its ledger.
             """)
 
     @Option(help: "Referrals for the throughput run.") var count = 20_000
@@ -30,6 +30,8 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Open handoffs in the ledger for the SLA sweep benchmark (0 skips it).") var sweepHandoffs = 1_000_000
     @Option(help: "Referrals in flight (sent, not yet received) in the throughput run.") var window = 2000
     @Option(help: "Referrals stored for an offline agency before the broker restart benchmark (0 skips it).") var stored = 0
+    @Option(help: "Referrals POSTed to a sender adapter's API, from one connection and then from --api-connections (0 skips it).") var apiRequests = 5000
+    @Option(help: "Concurrent connections for the second API run.") var apiConnections = 32
     @Flag(help: "Keep the temporary data directory (printed at the end) for inspection.") var keep = false
     @Option(help: "curve (as deployed) or plaintext (to see what CurveZMQ costs).") var transport: String = "curve"
     @OptionGroup var options: ConfigOptions
@@ -78,6 +80,9 @@ struct BenchCommand: AsyncParsableCommand {
             let latency = try client.run(referrals: paced, window: 100_000, interval: 1.0 / Double(rate))
             print(String(format: "latency at %d/s offered, send to the sender's copy of the receipt: p50 %.2f ms, p99 %.2f ms, max %.2f ms (%d referrals)",
                          rate, latency.p(0.5), latency.p(0.99), latency.p(1.0), paced.count))
+        }
+        if apiRequests > 0 {
+            try await apiBenchmark(directory: directory.appendingPathComponent("api"), requests: apiRequests, connections: apiConnections, broker: broker, keys: keys, registry: registry, durability: durability, transport: transport)
         }
         if stored > 0 {
             try restartBenchmark(directory: directory.appendingPathComponent("restart"), stored: stored, keys: keys, registry: registry, durability: durability, transport: transport)

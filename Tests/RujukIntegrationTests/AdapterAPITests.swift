@@ -2,6 +2,7 @@ import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
+import GRDB
 import RujukAdapter
 import RujukCore
 import Testing
@@ -124,5 +125,52 @@ import Testing
         #expect(first == 201 && second == 201)
         let (_, list) = try await police.call("GET", "/api/outbox")
         #expect((list["handoffs"] as? [Any])?.count == 1)
+    }
+
+    /// Requests that arrive together share the ledger's commits (GroupCommit); each is still
+    /// answered for itself: every new referral stored and queued once, a retry sent alongside
+    /// its original answered with the same referral.
+    @Test func concurrentRequestsAreEachCommittedOnce() async throws {
+        let network = try Network()
+        let (police, client, task) = try await running(network, "polda-kepri")
+        defer { task.cancel() }
+        var retried = Network.request()
+        retried.id = MessageID.make()
+        let bodies = (0..<24).map { _ in JSONCoding.encode(Network.request()) } + Array(repeating: JSONCoding.encode(retried), count: 8)
+        let answers = try await withThrowingTaskGroup(of: (Int, String?).self) { group in
+            for body in bodies {
+                group.addTask {
+                    let (status, view) = try await client.call("POST", "/api/referrals", body: String(decoding: body, as: UTF8.self))
+                    return (status, view["id"] as? String)
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(answers.allSatisfy { $0.0 == 201 })
+        #expect(answers.filter { $0.1 == retried.id }.count == 8, "each retry answered with the referral")
+        #expect(Set(answers.compactMap(\.1)).count == 25)
+        let (referrals, outbox) = try await police.ledger.pool.read { db in
+            (try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM referral")!, try String.fetchOne(db, sql: "SELECT COUNT(DISTINCT referral_id) || '/' || COUNT(*) FROM outbox")!)
+        }
+        #expect(referrals == 25)
+        #expect(outbox == "25/25", "one outbox entry per referral")
+    }
+
+    /// The same status change asked for at once from several connections is applied once: the
+    /// others meet the changed status and are refused, whether or not they shared a commit.
+    @Test func concurrentIdenticalChangesApplyOnce() async throws {
+        let network = try Network()
+        let (police, _, policeTask) = try await running(network, "polda-kepri")
+        let (hospital, client, hospitalTask) = try await running(network, "rsud-embung-fatimah")
+        defer { policeTask.cancel(); hospitalTask.cancel() }
+        let sent = try police.refer(Network.request())
+        try await waitFor("the hospital has it") { try hospital.ledger.view(sent.id) != nil }
+        let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<6 { group.addTask { try await client.call("POST", "/api/referrals/\(sent.id)/accept", body: "{}").0 } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(statuses.sorted() == [200, 409, 409, 409, 409, 409])
+        let accepted = try await hospital.ledger.pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM event WHERE referral_id = ? AND status = 'accepted'", arguments: [sent.id])! }
+        #expect(accepted == 1)
     }
 }
