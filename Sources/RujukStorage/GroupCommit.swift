@@ -10,7 +10,8 @@ import RujukCore
 /// - work that throws undoes only itself (its savepoint is rolled back), and its caller gets
 ///   the error while the others commit;
 /// - if the transaction itself fails (the disk is full, an I/O error) nothing of the group is
-///   committed, and each caller's work is then run again in a transaction of its own.
+///   committed, and each caller's work is then run again in a transaction of its own — so the
+///   work must do nothing but its database writes.
 ///
 /// When `write` returns, the work is committed, as durable as the database's `synchronous`
 /// setting makes it. A caller that stops waiting (its task cancelled) does not stop its write.
