@@ -5,7 +5,7 @@
 SWIFT ?= swift
 APT_PACKAGES = libzmq3-dev libsqlite3-dev pkg-config curl
 TEST_APT_PACKAGES = $(APT_PACKAGES) chromium
-.PHONY: deps test-deps apt-install build demo test bench faults fuzz clean
+.PHONY: deps test-deps apt-install build demo test bench profile faults fuzz clean
 
 deps:
 	@$(MAKE) --no-print-directory apt-install PACKAGES="$(APT_PACKAGES)"
@@ -39,6 +39,14 @@ BENCH_ARGS ?= --stored 1000000
 bench: deps
 	$(SWIFT) build -c release --product rujuk
 	$$($(SWIFT) build -c release --show-bin-path)/rujuk bench --config Config/rujuk.toml $(BENCH_ARGS)
+
+# Instructions per referral on the benchmark's path, by party and by function, counted by
+# valgrind's callgrind (Profile/callgrind.sh; README "Benchmark"): deterministic where time on
+# these shared machines is not. About a minute; PROFILE_DIR keeps the raw callgrind files.
+profile: deps
+	@$(MAKE) --no-print-directory apt-install PACKAGES="valgrind binutils"
+	$(SWIFT) build -c release --product rujuk
+	Profile/callgrind.sh $$($(SWIFT) build -c release --show-bin-path)/rujuk
 
 # The fault suite (Sources/RujukFaults, README "Fault suite"): real processes under load, killed,
 # stopped, cut off, starved of disk; a checker counts lost, duplicated, unexpected and recovered

@@ -246,7 +246,12 @@ final class BenchClient {
             _ = try poll([.socket(socket)], timeoutMilliseconds: wait)
             var receipts: [String] = []
             while let message = try socket.receive(dontWait: true) {
-                guard case .deliver(let header, let payload) = try RRPCodec.decode(message.frames, maxMessageBytes: .max) else { continue }
+                let decoded = try RRPCodec.decode(message.frames, maxMessageBytes: .max)
+                // Answered like any peer: a client that only waits (for the first events, or
+                // under valgrind, which runs everything ~50x slower) is not silent for long
+                // enough that the broker closes its session for a missed heartbeat.
+                if case .ping = decoded { try socket.send(RRPCodec.encode(.pong)) }
+                guard case .deliver(let header, let payload) = decoded else { continue }
                 receipts.append(header.id)
                 if header.kind == .event, let ref = try? JSONFields(parsing: payload).string("referral_id"), let sent = sentAt.removeValue(forKey: ref) {
                     latencies.append(Double(DispatchTime.now().uptimeNanoseconds - sent) / 1e9)
