@@ -19,7 +19,9 @@ struct BenchCommand: AsyncParsableCommand {
             on a DEALER socket, all over CurveZMQ with keys made for the run; the referrals are \
             sealed for the recipient beforehand, and the recipient's adapter opens each one. Latency is from the client's REFER to the broker's DELIVER of the \
             `received` event, which the broker sends only after the recipient's ledger committed \
-            the referral and its RECEIPT was committed at the broker. Then a sender's adapter             takes referrals over its HTTP API, from one connection and from many at once, each             answered once committed to its ledger.
+            the referral and its RECEIPT was committed at the broker. Then a sender's adapter \
+            takes referrals over its HTTP API, from one connection and from many at once, each \
+            answered once committed to its ledger.
             """)
 
     @Option(help: "Referrals for the throughput run.") var count = 20_000
