@@ -2,14 +2,21 @@ import ArgumentParser
 import Dispatch
 import Foundation
 
-/// The entry point. Synchronous on purpose: the commands run in a detached task while the main
-/// thread waits, instead of Swift's async `main`, which parks the main thread in libdispatch's
-/// `sigsuspend` — and that makes Valgrind 3.19 (Debian 12's) crash at start, so `callgrind`
-/// (the instruction-count profile the benchmark's figures are checked against) could not run.
-/// Nothing here uses the main queue or the main actor.
+/// The entry point: what Swift's async `main` does — the command runs on the main actor while
+/// the main thread serves the main queue (`dispatchMain`, which parks it in libdispatch's
+/// `sigsuspend`) — unless `RUJUK_MAIN_THREAD_WAITS` is set. Valgrind 3.19 (Debian 12's) crashes
+/// at the start of any program whose main thread parks that way, so `make profile` sets it: the
+/// command then runs in a detached task while the main thread waits on a semaphore.
 @main
 enum Entry {
     static func main() {
+        guard ProcessInfo.processInfo.environment["RUJUK_MAIN_THREAD_WAITS"] != nil else {
+            Task { @MainActor in
+                await Rujuk.main()
+                exit(0)
+            }
+            dispatchMain()
+        }
         let finished = DispatchSemaphore(value: 0)
         Task.detached {
             await Rujuk.main()
