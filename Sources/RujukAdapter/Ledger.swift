@@ -33,6 +33,12 @@ public final class Ledger: @unchecked Sendable {
         requests = GroupCommit(pool: pool, label: "rujuk.ledger.requests")
     }
 
+    /// Closes the ledger at a clean stop, once nothing writes to it (`DurableDatabase.close`).
+    @discardableResult
+    public func close() throws -> Bool {
+        try DurableDatabase.close(pool, checkpointer: checkpointer)
+    }
+
     deinit { checkpointer.stop() }
 
     static var migrator: DatabaseMigrator {

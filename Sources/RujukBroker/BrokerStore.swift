@@ -34,6 +34,14 @@ public final class BrokerStore: @unchecked Sendable {
     /// The audit chain's newest hash, hex.
     public var auditHeadHex: String { AuditChain.hex(auditHead) }
 
+    /// Closes the store at a clean stop, once the router has stopped writing: the log is
+    /// copied into the file and emptied (`DurableDatabase.close`). False when a reader kept it
+    /// from emptying; nothing is lost then, the next open finishes it.
+    @discardableResult
+    public func close() throws -> Bool {
+        try DurableDatabase.close(pool, checkpointer: checkpointer)
+    }
+
     deinit { checkpointer.stop() }
 
     /// Migrations are registered once and never edited after they ship.

@@ -97,6 +97,25 @@ public enum DurableDatabase {
         return (pool, checkpointer)
     }
 
+    /// Closes a database opened here, at a clean stop: the checkpointer stops, the writer
+    /// copies the whole log into the file and empties it (a TRUNCATE checkpoint), then every
+    /// connection closes. Returns false, with everything still safe in the WAL, when a reader
+    /// kept the log from emptying.
+    ///
+    /// Closing the pool alone would not do it: SQLite empties the log only when the last
+    /// connection closes, and GRDB closes the writer first, then its readers, which are
+    /// read-only and may not. A file closed here stands alone — a copy of it is whole — and its
+    /// next open can check its length against its header (`checkHeader`).
+    @discardableResult
+    public static func close(_ pool: DatabasePool, checkpointer: Checkpointer) throws -> Bool {
+        checkpointer.stop()
+        let busy = try pool.writeWithoutTransaction { db in
+            try Int.fetchOne(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)") ?? 1
+        }
+        try pool.close()
+        return busy == 0
+    }
+
     /// Refuses a file that is shorter than its own header says. SQLite notices a truncated
     /// file only when it reads a missing page — possibly long after start, in the middle of
     /// routing — so a copy cut short (a full disk during a restore, a partial rsync) is caught

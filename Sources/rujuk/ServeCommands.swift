@@ -55,6 +55,15 @@ struct BrokerRunCommand: AsyncParsableCommand {
         let group = ServiceGroup(services: [broker], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()
         logger.info("audit chain head at stop", metadata: ["audit.head": "\(broker.store.auditHeadHex)"])
+        try closeAtStop("broker store", logger: logger, broker.store.close)
+    }
+}
+
+/// Closes a store once its process has stopped writing to it (`DurableDatabase.close`), and
+/// says so when a reader kept its log from emptying.
+func closeAtStop(_ what: String, logger: Logger, _ close: () throws -> Bool) throws {
+    if try !close() {
+        logger.warning("\(what): a reader kept the log from emptying at stop; nothing is lost, the next start finishes it")
     }
 }
 
@@ -106,6 +115,7 @@ struct AdapterCommand: AsyncParsableCommand {
         print("rujuk adapter \(agency): api http://\(adapterConfig.api), broker \(adapterConfig.broker), ledger \(adapter.ledger.url.path)")
         let group = ServiceGroup(services: [adapter], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()
+        try closeAtStop("ledger", logger: logger, adapter.ledger.close)
     }
 }
 

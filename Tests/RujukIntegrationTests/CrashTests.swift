@@ -86,6 +86,9 @@ final class AdapterProcess {
         #expect(try await broker.terminate() == 0, "a graceful stop exits 0")
         let log = try String(contentsOf: broker.log, encoding: .utf8)
         #expect(log.contains("broker stopped"), "the broker says it stopped: \(log.suffix(400))")
+        // The store closed: its log copied into the file and emptied, so the file stands alone.
+        let wal = network.directory.appendingPathComponent("child-broker/broker.sqlite-wal").path
+        #expect(((try? FileManager.default.attributesOfItem(atPath: wal)[.size] as? Int) ?? 0) == 0, "the broker's WAL is empty after a graceful stop")
 
         broker = try BrokerProcess(config: config, directory: network.directory)
         defer { broker.kill() }

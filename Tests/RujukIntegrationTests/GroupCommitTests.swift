@@ -6,12 +6,8 @@ import RujukStorage
 import Testing
 
 @Suite struct GroupCommitTests {
-    func scratch() throws -> DatabasePool {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("rujuk-group-\(UUID().uuidString)/test.sqlite")
-        let pool = try DurableDatabase.open(url, durability: .full, label: "test", what: "test store", pageSize: .large)
-        try pool.write { try $0.execute(sql: "CREATE TABLE t (id TEXT PRIMARY KEY NOT NULL)") }
-        return pool
-    }
+    /// StorageTests' scratch store: a durable file with a table `t` keyed by `id`.
+    func scratch() throws -> DatabasePool { try StorageTests().scratch() }
 
     func ids(_ pool: DatabasePool) throws -> Set<String> {
         Set(try pool.read { try String.fetchAll($0, sql: "SELECT id FROM t") })

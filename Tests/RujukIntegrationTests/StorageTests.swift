@@ -74,6 +74,35 @@ import Testing
         #expect(try pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM t") } == 200, "the intact file opens")
     }
 
+    /// A clean stop leaves the file standing alone, even after readers and the checkpointer
+    /// have used it (GRDB closes its read-only readers last, and they do not empty the log):
+    /// the log is empty, a copy of the file without it holds every row, and the next open can
+    /// check the file's length against its header.
+    @Test func aCleanCloseLeavesTheFileWholeWithoutItsLog() throws {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("rujuk-storage-\(UUID().uuidString)/test.sqlite")
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("t") { try $0.execute(sql: "CREATE TABLE t (id INTEGER PRIMARY KEY, data BLOB)") }
+        let (pool, checkpointer) = try DurableDatabase.open(url, durability: .full, label: "test", what: "test store", pageSize: .large, migrator: migrator)
+        try pool.write { db in
+            for id in 0..<200 { try db.run("INSERT INTO t (id, data) VALUES (?, ?)", .int(Int64(id)), .blob([UInt8](repeating: 7, count: 2000))) }
+        }
+        #expect(try pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM t") } == 200)
+        _ = try checkpointer.checkpoint()
+        try pool.write { try $0.execute(sql: "DELETE FROM t WHERE id >= 100") }
+
+        #expect(try DurableDatabase.close(pool, checkpointer: checkpointer), "the log emptied")
+        let wal = (try? FileManager.default.attributesOfItem(atPath: url.path + "-wal")[.size] as? Int) ?? 0
+        #expect(wal == 0, "the log holds \(wal) bytes after a clean close")
+        let copy = url.deletingLastPathComponent().appendingPathComponent("copy.sqlite")
+        try FileManager.default.copyItem(at: url, to: copy)
+        #expect(try DatabaseQueue(path: copy.path).read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM t") } == 100, "the file alone is whole")
+
+        let whole = try Data(contentsOf: url)
+        try whole.prefix(whole.count / 2 / 8192 * 8192).write(to: url)
+        let error = try #require(throws: RujukError.self) { _ = try DurableDatabase.open(url, durability: .full, label: "test", what: "test store", pageSize: .large) }
+        #expect(error.reason.contains("truncated"), "\(error.reason)")
+    }
+
     /// The broker's store is made with 4 KiB pages (its small commits write each page they
     /// touch in full), a ledger with 8 KiB (its ~2.5 KiB referral rows pack three to a page);
     /// each writer checkpoints at 16 MB of log, counted in its own file's pages.
