@@ -33,17 +33,19 @@ final class BrokerProcess {
         process.waitUntilExit()
     }
 
-    /// Asks for a graceful stop (SIGTERM, as systemd does) and waits for the exit status.
-    func terminate(timeout: TimeInterval = 15) async throws -> Int32 {
-        Foundation.kill(process.processIdentifier, SIGTERM)
-        try await waitFor("the broker exits after SIGTERM", timeout: timeout) { !process.isRunning }
-        return process.terminationStatus
-    }
+    func terminate() async throws -> Int32 { try await terminateGracefully(process, "the broker") }
 
     /// A free TCP port on 127.0.0.1 as an endpoint.
     static func freeEndpoint(_ context: Context) throws -> String {
         "tcp://127.0.0.1:\(try Loopback.freePort())"
     }
+}
+
+/// Asks a child for a graceful stop (SIGTERM, as systemd does) and waits for its exit status.
+func terminateGracefully(_ process: Process, _ what: String, timeout: TimeInterval = 15) async throws -> Int32 {
+    Foundation.kill(process.processIdentifier, SIGTERM)
+    try await waitFor("\(what) exits after SIGTERM", timeout: timeout) { !process.isRunning }
+    return process.terminationStatus
 }
 
 /// An adapter as a real child process.
@@ -66,6 +68,8 @@ final class AdapterProcess {
         Foundation.kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
     }
+
+    func terminate() async throws -> Int32 { try await terminateGracefully(process, "the adapter") }
 }
 
 @Suite(.serialized) struct CrashTests {
@@ -181,9 +185,10 @@ final class AdapterProcess {
         let ledgerPath = network.directory.appendingPathComponent("child-adapters/polda-kepri/ledger.sqlite").path
         var police = try AdapterProcess(config: config, agency: "polda-kepri", directory: network.directory)
         defer { police.kill() }
-        try await waitFor("the child's API answers", timeout: 30) {
-            (try? Data(contentsOf: URL(string: "http://127.0.0.1:\(apiPort)/health")!)) != nil
+        func waitForTheAPI(_ what: String) async throws {
+            try await waitFor(what, timeout: 30) { (try? Data(contentsOf: URL(string: "http://127.0.0.1:\(apiPort)/health")!)) != nil }
         }
+        try await waitForTheAPI("the child's API answers")
         func ledger<T>(_ read: (Database) throws -> T) throws -> T {
             var configuration = Configuration()
             configuration.readonly = true
@@ -220,9 +225,7 @@ final class AdapterProcess {
         police = try AdapterProcess(config: config, agency: "polda-kepri", directory: network.directory)
 
         // 2. Killed as soon as it is recorded, with the broker up: sent or not, COMMIT or not.
-        try await waitFor("the child's API answers again", timeout: 30) {
-            (try? Data(contentsOf: URL(string: "http://127.0.0.1:\(apiPort)/health")!)) != nil
-        }
+        try await waitForTheAPI("the child's API answers again")
         let second = try await refer()
         try await waitFor("the second escalation is recorded", timeout: 30) { try recordedEscalation(second) != nil }
         police.kill()
@@ -243,5 +246,10 @@ final class AdapterProcess {
         #expect(atBroker.sorted() == [firstEscalation, secondEscalation].sorted())
         let sentByChild = try ledger { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM escalation WHERE direction = 'sent'") }
         #expect(sentByChild == 2, "recorded once each across both kills")
+
+        // A graceful stop once it runs: exit 0, the ledger's log copied into the file and emptied.
+        try await waitForTheAPI("the child's API answers after the last restart")
+        #expect(try await police.terminate() == 0, "a graceful stop exits 0: \((try? String(contentsOf: police.log, encoding: .utf8))?.suffix(600) ?? "")")
+        #expect(((try? FileManager.default.attributesOfItem(atPath: ledgerPath + "-wal")[.size] as? Int) ?? 0) == 0, "the ledger's WAL is empty after a graceful stop")
     }
 }
