@@ -101,7 +101,13 @@ import ZeroMQ
         func printed() throws -> [FeedEvent] {
             try String(contentsOf: out, encoding: .utf8).split(separator: "\n").map { try JSONCoding.decode(FeedEvent.self, from: Array($0.utf8), what: "watch") }
         }
-        try await waitFor("the watch catches up from the API", timeout: 30) { try printed().count == 2 }
+        do {
+            try await waitFor("the watch catches up from the API", timeout: 30) { try printed().count == 2 }
+        } catch {
+            let printedSoFar = (try? String(contentsOf: out, encoding: .utf8)) ?? ""
+            Issue.record("the watch \(watch.isRunning ? "is running" : "exited \(watch.terminationStatus)"); stdout: \(printedSoFar.suffix(800)); stderr: \(((try? String(contentsOf: err, encoding: .utf8)) ?? "").suffix(800))")
+            throw error
+        }
 
         // A broker restart is a gap the subscriber cannot see through: the first publication
         // after it has no `prev`, so the watch re-syncs from the API.

@@ -63,9 +63,22 @@ final class Network: @unchecked Sendable {
         try startBroker(heartbeatMs: heartbeatMs)
     }
 
+    /// A broker in this process. On the ports of the one before it (a restart), the bind is
+    /// tried again while the port is still held, for up to 5 s: libzmq closes a socket's
+    /// listener on its I/O thread after `zmq_close` has returned, so a port given up in this
+    /// process is free a moment later, not at once (a restarted broker process has no such wait:
+    /// its listeners went with the old process).
     func startBroker(heartbeatMs: Int = 500, router: String = "tcp://127.0.0.1:*", monitor: String = "tcp://127.0.0.1:*", httpPort: Int = 0, registry: AgencyRegistry? = nil) throws {
         let configuration = BrokerConfiguration(router: router, monitor: monitor, http: HostPort(host: "127.0.0.1", port: httpPort), dataDirectory: directory.appendingPathComponent("broker"), heartbeatMs: heartbeatMs, keys: Self.keys.broker)
-        broker = try Broker(configuration: configuration, registry: registry ?? Self.registry, context: context, clock: clock, logger: logger)
+        let deadline = Date() + 5
+        while true {
+            do {
+                broker = try Broker(configuration: configuration, registry: registry ?? Self.registry, context: context, clock: clock, logger: logger)
+                return
+            } catch let error as ZMQError where error.code == EADDRINUSE && Date() < deadline {
+                Thread.sleep(forTimeInterval: 0.01)
+            }
+        }
     }
 
     @discardableResult
