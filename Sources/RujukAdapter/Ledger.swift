@@ -516,8 +516,8 @@ extension Ledger {
     }
 
     func view(_ db: Database, _ id: String, history: Bool, body: Bool) throws -> HandoffView? {
-        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM referral WHERE id = ?"), arguments: [id]) else { return nil }
-        var view = Self.view(row, now: clock.now(), body: body)
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: body ? Self.viewByIDWithBody : Self.viewByID), arguments: [id]) else { return nil }
+        var view = Self.view(row, now: clock.now())
         if history {
             view.history = try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM event WHERE referral_id = ? ORDER BY seq"), arguments: [id]).map(Self.event)
         }
@@ -529,25 +529,43 @@ extension Ledger {
                      reason: row["reason"], outcome: row["outcome"], at: Timestamp.parse(row["at"]) ?? .distantPast)
     }
 
-    static func view(_ row: Row, now: Date, body: Bool) -> HandoffView {
-        func date(_ column: String) -> Date { Timestamp.parse(row[column]) ?? .distantPast }
-        let status = HandoffStatus(rawValue: row["status"]) ?? .requested
-        let raw: Data? = body ? row["body"] : nil
+    /// The columns `view(_:now:)` reads, in the order it reads them: every query it decodes
+    /// selects these first. By position, not by name: GRDB finds a column by name by
+    /// lowercasing every column's name, which was the largest cost of an adapter storing the
+    /// events of a drain (each one's notification reads its handoff, and so does the sweep).
+    static let viewColumns = """
+        id, case_ref, from_agency, to_agency, service, priority, province, regency, reason, status, created_at, due_receive, due_respond,
+        due_complete, updated_at, direction, delivery
+        """
+    /// `viewColumns`, then the body (column 17), or NULL in its place when it is not wanted.
+    static let viewColumnsWithBody = viewColumns + ", body"
+    static let viewColumnsWithoutBody = viewColumns + ", NULL"
+    // Built once: the statement cache is keyed by the SQL text, hashed on every use.
+    private static let viewByID = "SELECT \(viewColumnsWithoutBody) FROM referral WHERE id = ?"
+    private static let viewByIDWithBody = "SELECT \(viewColumnsWithBody) FROM referral WHERE id = ?"
+
+    /// A handoff's view from a row that begins with `viewColumnsWithBody` or
+    /// `viewColumnsWithoutBody`.
+    static func view(_ row: Row, now: Date) -> HandoffView {
+        func date(_ index: Int) -> Date { Timestamp.parse(row[index]) ?? .distantPast }
+        let status = HandoffStatus(rawValue: row[9]) ?? .requested
+        let dueReceive = date(11), dueRespond = date(12), dueComplete = date(13)
+        let raw: Data? = row[17]
         return HandoffView(
-            id: row["id"], caseRef: row["case_ref"], from: row["from_agency"], to: row["to_agency"],
-            service: Service(rawValue: row["service"]) ?? .medicalCare, priority: Priority(rawValue: row["priority"]) ?? .routine,
-            location: Location(province: row["province"], regency: row["regency"]), reason: row["reason"], status: status,
-            createdAt: date("created_at"), dueReceive: date("due_receive"), dueRespond: date("due_respond"), dueComplete: date("due_complete"),
-            updatedAt: date("updated_at"),
-            overdue: Breach.at(now, status: status, dueReceive: date("due_receive"), dueRespond: date("due_respond"), dueComplete: date("due_complete")),
+            id: row[0], caseRef: row[1], from: row[2], to: row[3],
+            service: Service(rawValue: row[4]) ?? .medicalCare, priority: Priority(rawValue: row[5]) ?? .routine,
+            location: Location(province: row[6], regency: row[7]), reason: row[8], status: status,
+            createdAt: date(10), dueReceive: dueReceive, dueRespond: dueRespond, dueComplete: dueComplete,
+            updatedAt: date(14),
+            overdue: Breach.at(now, status: status, dueReceive: dueReceive, dueRespond: dueRespond, dueComplete: dueComplete),
             body: raw.flatMap { try? JSONCoding.decode(ReferralBody.self, from: [UInt8]($0), what: "ledger") },
-            direction: row["direction"], delivery: row["delivery"]
+            direction: row[15], delivery: row[16]
         )
     }
 
     /// Inbound or outbound referrals, filtered; inbound sorted by the next due time.
     public func list(direction: String, status: HandoffStatus?, service: Service?, overdueOnly: Bool, limit: Int) throws -> [HandoffView] {
-        var sql = "SELECT * FROM referral WHERE direction = ?"
+        var sql = "SELECT \(Self.viewColumnsWithoutBody) FROM referral WHERE direction = ?"
         var arguments: StatementArguments = [direction]
         if let status { sql += " AND status = ?"; _ = arguments.append(contentsOf: [status.rawValue]) }
         if let service { sql += " AND service = ?"; _ = arguments.append(contentsOf: [service.rawValue]) }
@@ -561,7 +579,7 @@ extension Ledger {
         sql += " LIMIT ?"
         _ = arguments.append(contentsOf: [limit])
         let bound = arguments
-        return try pool.read { db in try Row.fetchAll(db, sql: sql, arguments: bound).map { Self.view($0, now: now, body: false) } }
+        return try pool.read { db in try Row.fetchAll(db, sql: sql, arguments: bound).map { Self.view($0, now: now) } }
     }
 
     /// What `/health` and `rujuk status` report: the outbox not yet committed at the broker,

@@ -27,6 +27,13 @@ extension Ledger {
     /// system — all in the transaction that moves the clock on, so it is recorded and sent
     /// once whatever happens between. Inbound handoffs warn this agency's system before and at
     /// a deadline. Handoffs are found through the partial index on `next_check_at`.
+    /// The handoffs whose next check has come: the view's columns (`SweptHandoff` reads them
+    /// by position), then the clocks' own.
+    private static let dueHandoffs = """
+        SELECT \(viewColumnsWithoutBody), esc_level, esc_clock, esc_since, esc_targets, told
+        FROM referral WHERE next_check_at IS NOT NULL AND next_check_at <= ? ORDER BY next_check_at LIMIT ?
+        """
+
     @discardableResult
     public func sweep(limit: Int = 500) throws -> SweepResult {
         let now = clock.now()
@@ -34,11 +41,7 @@ extension Ledger {
         var result = SweepResult()
         try pool.write { db in
             result = SweepResult()
-            let rows = try Row.fetchAll(db.cachedStatement(sql: """
-                SELECT id, direction, case_ref, from_agency, to_agency, service, priority, province, regency, reason, status, delivery,
-                       created_at, due_receive, due_respond, due_complete, updated_at, esc_level, esc_clock, esc_since, esc_targets, told
-                FROM referral WHERE next_check_at IS NOT NULL AND next_check_at <= ? ORDER BY next_check_at LIMIT ?
-                """), arguments: [stamp, limit])
+            let rows = try Row.fetchAll(db.cachedStatement(sql: Self.dueHandoffs), arguments: [stamp, limit])
             for row in rows {
                 result.examined += 1
                 let handoff = SweptHandoff(row)
@@ -171,22 +174,23 @@ private struct SweptHandoff {
 
     /// The notification's view of the handoff, from the row already read; built only for a
     /// handoff that gets a notification.
-    func view(now: Date) -> HandoffView { Ledger.view(row, now: now, body: false) }
+    func view(now: Date) -> HandoffView { Ledger.view(row, now: now) }
 
+    /// From a row of `Ledger.dueHandoffs`: the view's 18 columns, then the clocks' five.
     init(_ row: Row) {
         self.row = row
-        func date(_ column: String) -> Date { Timestamp.parse(row[column]) ?? .distantPast }
-        id = row["id"]
-        direction = row["direction"]
-        status = HandoffStatus(rawValue: row["status"]) ?? .requested
-        to = row["to_agency"]
-        service = Service(rawValue: row["service"]) ?? .medicalCare
-        priority = Priority(rawValue: row["priority"]) ?? .routine
-        deadlines = Deadlines(receive: date("due_receive"), respond: date("due_respond"), complete: date("due_complete"))
-        let clock: String? = row["esc_clock"]
-        let since: String? = row["esc_since"]
-        state = EscalationState(level: row["esc_level"], clock: clock.flatMap(Breach.init(rawValue:)), since: since.flatMap(Timestamp.parse))
-        targets = (row["esc_targets"] as String).split(separator: " ").map(String.init)
-        told = Set((row["told"] as String).split(separator: " ").map(String.init))
+        func date(_ index: Int) -> Date { Timestamp.parse(row[index]) ?? .distantPast }
+        id = row[0]
+        direction = row[15]
+        status = HandoffStatus(rawValue: row[9]) ?? .requested
+        to = row[3]
+        service = Service(rawValue: row[4]) ?? .medicalCare
+        priority = Priority(rawValue: row[5]) ?? .routine
+        deadlines = Deadlines(receive: date(11), respond: date(12), complete: date(13))
+        let clock: String? = row[19]
+        let since: String? = row[20]
+        state = EscalationState(level: row[18], clock: clock.flatMap(Breach.init(rawValue:)), since: since.flatMap(Timestamp.parse))
+        targets = (row[21] as String).split(separator: " ").map(String.init)
+        told = Set((row[22] as String).split(separator: " ").map(String.init))
     }
 }

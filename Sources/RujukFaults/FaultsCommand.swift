@@ -22,6 +22,7 @@ struct FaultsCommand: AsyncParsableCommand {
     @Option(help: "full (the issue's counts) or ci (reduced).") var scale = "full"
     @Option(help: "Run only these scenarios (repeatable).") var scenario: [String] = []
     @Option(help: "Referrals per scenario, overriding the scale.") var referrals: Int?
+    @Option(help: "The backlog restart-with-backlog queues, overriding the scale.") var backlog: Int?
     @Flag(help: "Keep the data directories and logs (printed at the end).") var keep = false
 
     func run() async throws {
@@ -30,6 +31,7 @@ struct FaultsCommand: AsyncParsableCommand {
             throw ValidationError("--scale must be full or ci")
         }
         if let referrals { chosen.referrals = referrals }
+        if let backlog { chosen.backlog = backlog }
         let unknown = Set(scenario).subtracting(Scenarios.all.map(\.name))
         guard unknown.isEmpty else { throw ValidationError("unknown scenario \(unknown.sorted().joined(separator: ", "))") }
         let binary = URL(fileURLWithPath: binary)

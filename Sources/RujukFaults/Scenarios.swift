@@ -216,6 +216,10 @@ enum Scenarios {
             try String.fetchOne(db, sql: "SELECT message_id FROM delivery WHERE agency = ? ORDER BY seq DESC LIMIT 1", arguments: [offline])
         } ?? ""
         let cpuBeforeDrain = cluster.broker.cpuSeconds
+        // Every party's CPU over the drain, to say where its time goes: the senders' adapters
+        // store the `received` events the drain makes, and every adapter posts webhooks.
+        let senderCPUBefore = ScenarioContext.senders.map { cluster.adapter($0).cpuSeconds }
+        let harnessCPUBefore = ChildProcess.ownCPUSeconds
         let connect = Date()
         try await cluster.startAdapter(offline)
         try await waitFor("the backlog's last referral in \(offline)'s ledger", timeout: 900) {
@@ -227,6 +231,9 @@ enum Scenarios {
             throw FaultError("the backlog's last referral reached \(offline)'s ledger with \(drained) of \(backlog) before it: out of order")
         }
         let drainCPU = (cluster.broker.cpuSeconds - cpuBeforeDrain) / Double(max(1, backlog))
+        let recipientCPU = cluster.adapter(offline).cpuSeconds / Double(max(1, backlog))
+        let sendersCPU = zip(ScenarioContext.senders, senderCPUBefore).map { cluster.adapter($0).cpuSeconds - $1 }.reduce(0, +) / Double(max(1, backlog))
+        let harnessCPU = (ChildProcess.ownCPUSeconds - harnessCPUBefore) / Double(max(1, backlog))
         let rssDrained = cluster.broker.residentMegabytes
         context.log("    backlog of \(backlog) drained into the ledger in \(String(format: "%.1f", drainSeconds)) s")
         let verdict = try await context.settle(cluster, load, timeout: 1800)
@@ -236,6 +243,8 @@ enum Scenarios {
             ("backlog of \(total) drained into the recipient's ledger", String(format: "%.1f s", drainSeconds)),
             ("broker CPU per referral: stored (REFER to COMMIT)", String(format: "%.0f µs", storeCPU * 1e6)),
             ("broker CPU per referral: delivered and receipted", String(format: "%.0f µs", drainCPU * 1e6)),
+            ("CPU per referral over the drain: recipient's adapter (since its start) / senders' adapters / this harness",
+             String(format: "%.0f / %.0f / %.0f µs", recipientCPU * 1e6, sendersCPU * 1e6, harnessCPU * 1e6)),
             ("broker resident memory: with the backlog queued / after the restart / after the drain",
              String(format: "%.0f / %.0f / %.0f MB", rssQueued, rssRestarted, rssDrained)),
         ])

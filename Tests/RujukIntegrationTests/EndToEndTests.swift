@@ -49,6 +49,59 @@ import Testing
         #expect(try hospital.ledger.acknowledgments(for: sent.id).map(\.kind).first == "receipt_sent")
     }
 
+    /// The ledger reads a handoff's columns by position (`Ledger.viewColumns`) in four places:
+    /// the API's view, its list, the handoff in a notification, and the sweep's. Each one here
+    /// gives every field as it was stored, and the same as the others.
+    @Test func everyReadingOfAHandoffGivesItsFieldsAsStored() async throws {
+        let clock = ManualClock()
+        let network = try Network(clock: clock)
+        let police = try network.adapter("polda-kepri")
+        let hospital = try network.adapter("rsud-embung-fatimah")
+        var request = Network.request(service: .psychosocialSupport)
+        request.priority = .routine
+        request.caseRef = "POLDA-KEPRI-2026-0417"
+        request.location = Location(province: "ID-KR", regency: "Tanjungpinang")
+        let sent = try police.refer(request)
+        try await waitFor("received") { try police.ledger.view(sent.id)?.status == .received }
+
+        let inbound = try #require(try hospital.ledger.view(sent.id))
+        #expect(inbound.id == sent.id && inbound.caseRef == "POLDA-KEPRI-2026-0417" && inbound.from == "polda-kepri" && inbound.to == "rsud-embung-fatimah")
+        // Against what was asked for, not against another reading through the same code.
+        #expect(inbound.service == .psychosocialSupport && inbound.priority == .routine && inbound.location == Location(province: "ID-KR", regency: "Tanjungpinang") && inbound.reason == request.reason)
+        // Routine psychosocial support: receive within 1 day, respond within 3, complete within 7.
+        #expect(inbound.createdAt == sent.createdAt && inbound.dueReceive == inbound.createdAt + 86400)
+        #expect(inbound.dueRespond == inbound.createdAt + 3 * 86400 && inbound.dueComplete == inbound.createdAt + 7 * 86400)
+        #expect(inbound.updatedAt >= inbound.createdAt)
+        #expect(inbound.status == .received && inbound.direction == "inbound" && inbound.delivery == "received" && inbound.overdue == nil)
+        #expect(inbound.body?.subject.name == "Siti Contoh" && inbound.history?.map(\.status) == [.requested, .received])
+        var envelope = inbound
+        envelope.body = nil
+        envelope.history = nil
+        #expect(try hospital.ledger.view(sent.id, history: false, body: false) == envelope)
+        #expect(try hospital.ledger.list(direction: "inbound", status: nil, service: nil, overdueOnly: false, limit: 10) == [envelope])
+        #expect(try hospital.ledger.list(direction: "outbound", status: nil, service: nil, overdueOnly: false, limit: 10).isEmpty)
+
+        let outbound = try #require(try police.ledger.view(sent.id, history: false, body: false))
+        #expect(outbound.direction == "outbound" && outbound.delivery == "sent" && outbound.status == .received)
+        #expect(outbound.caseRef == inbound.caseRef && outbound.location == inbound.location && outbound.dueComplete == inbound.dueComplete)
+        // The `received` event's notification at the sender read the handoff inside the
+        // transaction that applied the event.
+        let updated = try #require(try notifications(police, "handoff.updated").last)
+        #expect(updated.handoff == outbound)
+
+        // The sweep reads the due handoffs with its clocks' columns after the view's.
+        clock.advance(by: 3 * 86400 - 12 * 3600)
+        #expect(hospital.sweepNow().warned == 1)
+        let soon = try #require(try notifications(hospital, "handoff.due_soon").first)
+        #expect(soon.clock == .respond && soon.due == inbound.dueRespond)
+        #expect(soon.handoff == (try hospital.ledger.view(sent.id, history: false, body: false)))
+        #expect(hospital.sweepNow().warned == 0, "told once")
+    }
+
+    func notifications(_ adapter: Adapter, _ type: String) throws -> [RujukAdapter.Notification] {
+        try adapter.ledger.notifications(after: 0).map { try JSONCoding.decode(RujukAdapter.Notification.self, from: $0.1, what: "n") }.filter { $0.type == type }
+    }
+
     @Test func offlineRecipientReceivesOnConnectInOrder() async throws {
         let network = try Network()
         let consulate = try network.adapter("kjri-johor-bahru")
