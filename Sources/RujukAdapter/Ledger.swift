@@ -529,15 +529,23 @@ extension Ledger {
                      reason: row["reason"], outcome: row["outcome"], at: Timestamp.parse(row["at"]) ?? .distantPast)
     }
 
-    /// The columns `view(_:now:)` reads, in the order it reads them: every query it decodes
-    /// selects these first. By position, not by name: GRDB finds a column by name by
-    /// lowercasing every column's name, which was the largest cost of an adapter storing the
-    /// events of a drain (each one's notification reads its handoff, and so does the sweep).
-    static let viewColumns = """
+    /// The columns `view(_:now:)` reads, each at its position: every query it decodes selects
+    /// `viewColumnsWithBody` or `viewColumnsWithoutBody` first. By position, not by name: GRDB
+    /// finds a column by name by lowercasing every column's name, which was the largest cost of
+    /// an adapter storing the events of a drain (each one's notification reads its handoff, and
+    /// so does the sweep).
+    enum ViewColumn: Int, CaseIterable {
+        case id, caseRef, from, to, service, priority, province, regency, reason, status, createdAt, dueReceive, dueRespond,
+             dueComplete, updatedAt, direction, delivery, body
+
+        /// Where the columns a query selects after these begin.
+        static var count: Int { allCases.count }
+    }
+    private static let viewColumns = """
         id, case_ref, from_agency, to_agency, service, priority, province, regency, reason, status, created_at, due_receive, due_respond,
         due_complete, updated_at, direction, delivery
         """
-    /// `viewColumns`, then the body (column 17), or NULL in its place when it is not wanted.
+    /// `ViewColumn`'s columns, the body with them or NULL in its place.
     static let viewColumnsWithBody = viewColumns + ", body"
     static let viewColumnsWithoutBody = viewColumns + ", NULL"
     // Built once: the statement cache is keyed by the SQL text, hashed on every use.
@@ -547,19 +555,20 @@ extension Ledger {
     /// A handoff's view from a row that begins with `viewColumnsWithBody` or
     /// `viewColumnsWithoutBody`.
     static func view(_ row: Row, now: Date) -> HandoffView {
-        func date(_ index: Int) -> Date { Timestamp.parse(row[index]) ?? .distantPast }
-        let status = HandoffStatus(rawValue: row[9]) ?? .requested
-        let dueReceive = date(11), dueRespond = date(12), dueComplete = date(13)
-        let raw: Data? = row[17]
+        func text(_ column: ViewColumn) -> String { row[column.rawValue] }
+        func date(_ column: ViewColumn) -> Date { Timestamp.parse(row[column.rawValue]) ?? .distantPast }
+        let status = HandoffStatus(rawValue: text(.status)) ?? .requested
+        let dueReceive = date(.dueReceive), dueRespond = date(.dueRespond), dueComplete = date(.dueComplete)
+        let raw: Data? = row[ViewColumn.body.rawValue]
         return HandoffView(
-            id: row[0], caseRef: row[1], from: row[2], to: row[3],
-            service: Service(rawValue: row[4]) ?? .medicalCare, priority: Priority(rawValue: row[5]) ?? .routine,
-            location: Location(province: row[6], regency: row[7]), reason: row[8], status: status,
-            createdAt: date(10), dueReceive: dueReceive, dueRespond: dueRespond, dueComplete: dueComplete,
-            updatedAt: date(14),
+            id: text(.id), caseRef: text(.caseRef), from: text(.from), to: text(.to),
+            service: Service(rawValue: text(.service)) ?? .medicalCare, priority: Priority(rawValue: text(.priority)) ?? .routine,
+            location: Location(province: text(.province), regency: text(.regency)), reason: text(.reason), status: status,
+            createdAt: date(.createdAt), dueReceive: dueReceive, dueRespond: dueRespond, dueComplete: dueComplete,
+            updatedAt: date(.updatedAt),
             overdue: Breach.at(now, status: status, dueReceive: dueReceive, dueRespond: dueRespond, dueComplete: dueComplete),
             body: raw.flatMap { try? JSONCoding.decode(ReferralBody.self, from: [UInt8]($0), what: "ledger") },
-            direction: row[15], delivery: row[16]
+            direction: text(.direction), delivery: text(.delivery)
         )
     }
 

@@ -18,6 +18,13 @@ public struct SweepResult: Sendable, Equatable {
 }
 
 extension Ledger {
+    /// The handoffs whose next check has come: the view's columns (`SweptHandoff` reads them
+    /// by position), then the clocks' own.
+    private static let dueHandoffs = """
+        SELECT \(viewColumnsWithoutBody), esc_level, esc_clock, esc_since, esc_targets, told
+        FROM referral WHERE next_check_at IS NOT NULL AND next_check_at <= ? ORDER BY next_check_at LIMIT ?
+        """
+
     /// Runs the SLA clocks of every handoff whose next check has come, oldest first, at most
     /// `limit` of them, in one transaction.
     ///
@@ -27,13 +34,6 @@ extension Ledger {
     /// system — all in the transaction that moves the clock on, so it is recorded and sent
     /// once whatever happens between. Inbound handoffs warn this agency's system before and at
     /// a deadline. Handoffs are found through the partial index on `next_check_at`.
-    /// The handoffs whose next check has come: the view's columns (`SweptHandoff` reads them
-    /// by position), then the clocks' own.
-    private static let dueHandoffs = """
-        SELECT \(viewColumnsWithoutBody), esc_level, esc_clock, esc_since, esc_targets, told
-        FROM referral WHERE next_check_at IS NOT NULL AND next_check_at <= ? ORDER BY next_check_at LIMIT ?
-        """
-
     @discardableResult
     public func sweep(limit: Int = 500) throws -> SweepResult {
         let now = clock.now()
@@ -176,21 +176,23 @@ private struct SweptHandoff {
     /// handoff that gets a notification.
     func view(now: Date) -> HandoffView { Ledger.view(row, now: now) }
 
-    /// From a row of `Ledger.dueHandoffs`: the view's 18 columns, then the clocks' five.
+    /// From a row of `Ledger.dueHandoffs`: the view's columns, then the clocks' five.
     init(_ row: Row) {
+        typealias Column = Ledger.ViewColumn
         self.row = row
-        func date(_ index: Int) -> Date { Timestamp.parse(row[index]) ?? .distantPast }
-        id = row[0]
-        direction = row[15]
-        status = HandoffStatus(rawValue: row[9]) ?? .requested
-        to = row[3]
-        service = Service(rawValue: row[4]) ?? .medicalCare
-        priority = Priority(rawValue: row[5]) ?? .routine
-        deadlines = Deadlines(receive: date(11), respond: date(12), complete: date(13))
-        let clock: String? = row[19]
-        let since: String? = row[20]
-        state = EscalationState(level: row[18], clock: clock.flatMap(Breach.init(rawValue:)), since: since.flatMap(Timestamp.parse))
-        targets = (row[21] as String).split(separator: " ").map(String.init)
-        told = Set((row[22] as String).split(separator: " ").map(String.init))
+        func date(_ column: Column) -> Date { Timestamp.parse(row[column.rawValue]) ?? .distantPast }
+        let clocks = Column.count
+        id = row[Column.id.rawValue]
+        direction = row[Column.direction.rawValue]
+        status = HandoffStatus(rawValue: row[Column.status.rawValue]) ?? .requested
+        to = row[Column.to.rawValue]
+        service = Service(rawValue: row[Column.service.rawValue]) ?? .medicalCare
+        priority = Priority(rawValue: row[Column.priority.rawValue]) ?? .routine
+        deadlines = Deadlines(receive: date(.dueReceive), respond: date(.dueRespond), complete: date(.dueComplete))
+        let clock: String? = row[clocks + 1]
+        let since: String? = row[clocks + 2]
+        state = EscalationState(level: row[clocks], clock: clock.flatMap(Breach.init(rawValue:)), since: since.flatMap(Timestamp.parse))
+        targets = (row[clocks + 3] as String).split(separator: " ").map(String.init)
+        told = Set((row[clocks + 4] as String).split(separator: " ").map(String.init))
     }
 }

@@ -49,7 +49,7 @@ import Testing
         #expect(try hospital.ledger.acknowledgments(for: sent.id).map(\.kind).first == "receipt_sent")
     }
 
-    /// The ledger reads a handoff's columns by position (`Ledger.viewColumns`) in four places:
+    /// The ledger reads a handoff's columns by position (`Ledger.ViewColumn`) in four places:
     /// the API's view, its list, the handoff in a notification, and the sweep's. Each one here
     /// gives every field as it was stored, and the same as the others.
     @Test func everyReadingOfAHandoffGivesItsFieldsAsStored() async throws {
@@ -86,20 +86,16 @@ import Testing
         #expect(outbound.caseRef == inbound.caseRef && outbound.location == inbound.location && outbound.dueComplete == inbound.dueComplete)
         // The `received` event's notification at the sender read the handoff inside the
         // transaction that applied the event.
-        let updated = try #require(try notifications(police, "handoff.updated").last)
+        let updated = try #require(try police.notices("handoff.updated").last)
         #expect(updated.handoff == outbound)
 
-        // The sweep reads the due handoffs with its clocks' columns after the view's.
+        // The sweep reads the view's columns and then its clocks' (those are SLATests' part).
         clock.advance(by: 3 * 86400 - 12 * 3600)
         #expect(hospital.sweepNow().warned == 1)
-        let soon = try #require(try notifications(hospital, "handoff.due_soon").first)
+        let soon = try #require(try hospital.notices("handoff.due_soon").first)
         #expect(soon.clock == .respond && soon.due == inbound.dueRespond)
         #expect(soon.handoff == (try hospital.ledger.view(sent.id, history: false, body: false)))
         #expect(hospital.sweepNow().warned == 0, "told once")
-    }
-
-    func notifications(_ adapter: Adapter, _ type: String) throws -> [RujukAdapter.Notification] {
-        try adapter.ledger.notifications(after: 0).map { try JSONCoding.decode(RujukAdapter.Notification.self, from: $0.1, what: "n") }.filter { $0.type == type }
     }
 
     @Test func offlineRecipientReceivesOnConnectInOrder() async throws {

@@ -28,3 +28,10 @@ enum Fixtures {
         return try Sealer(agency: agency, keys: keys, registry: Network.registry)
     }
 }
+
+extension Adapter {
+    /// The notifications of one type this adapter's ledger holds for its agency system, oldest first.
+    func notices(_ type: String) throws -> [RujukAdapter.Notification] {
+        try ledger.notifications(after: 0).map { try JSONCoding.decode(RujukAdapter.Notification.self, from: $0.1, what: "n") }.filter { $0.type == type }
+    }
+}

@@ -18,10 +18,6 @@ import Testing
         return request
     }
 
-    func notices(_ adapter: Adapter, _ type: String) throws -> [RujukAdapter.Notification] {
-        try adapter.ledger.notifications(after: 0).map { try JSONCoding.decode(RujukAdapter.Notification.self, from: $0.1, what: "n") }.filter { $0.type == type }
-    }
-
     func brokerLevel(_ network: Network, _ id: String) throws -> Int? {
         try network.broker.store.pool.read { db in try Int.fetchOne(db, sql: "SELECT escalation_level FROM handoff WHERE id = ?", arguments: [id]) }
     }
@@ -47,9 +43,9 @@ import Testing
         #expect(level1.targets == ["gugus-tugas-batam", "gugus-tugas-kepri"] && level1.to == "rsud-embung-fatimah")
         #expect(level1.suggestions == ["uptd-ppa-batam"], "who else offers psychosocial support in the Riau Islands")
         #expect(try nasional.ledger.escalations().isEmpty, "not the national task force at level 1")
-        let own = try notices(police, "handoff.escalated")
+        let own = try police.notices("handoff.escalated")
         #expect(own.count == 1 && own[0].dutyOfficer == "Piket SPKT Polda Kepri", "the sender's duty officer is told on its own API")
-        #expect(try notices(batam, "escalation.received").count == 1)
+        #expect(try batam.notices("escalation.received").count == 1)
         let task = Task { try await batam.run() }
         defer { task.cancel() }
         try await waitFor("the task force's API listens") { batam.boundHTTPPort != nil }
@@ -75,7 +71,7 @@ import Testing
         try await waitFor("everyone told is told it is resolved") {
             try nasional.ledger.escalations().last?.notice == .resolved && batam.ledger.escalations().count == 3 && kepri.ledger.escalations().count == 3
         }
-        #expect(try notices(police, "handoff.escalation_resolved").count == 1)
+        #expect(try police.notices("handoff.escalation_resolved").count == 1)
         #expect(try brokerLevel(network, sent.id) == 0)
         #expect(police.sweepNow().examined == 0, "nothing left to look at until the respond deadline")
     }
@@ -91,14 +87,14 @@ import Testing
 
         clock.advance(by: 3 * 86400 - 12 * 3600)
         #expect(hospital.sweepNow().warned == 1)
-        let soon = try notices(hospital, "handoff.due_soon")
+        let soon = try hospital.notices("handoff.due_soon")
         let dueRespond = try hospital.ledger.view(sent.id)?.dueRespond
         #expect(soon.count == 1 && soon[0].clock == .respond && soon[0].due == dueRespond)
         #expect(police.sweepNow().escalated == 0, "warned, not late")
 
         clock.advance(by: 12 * 3600 + 1)
         #expect(hospital.sweepNow().warned == 1)
-        #expect(try notices(hospital, "handoff.overdue").map(\.clock) == [Breach.respond])
+        #expect(try hospital.notices("handoff.overdue").map(\.clock) == [Breach.respond])
         #expect(police.sweepNow().escalated == 1)
         try await waitFor("the task force is told of the respond clock") { try batam.ledger.escalations().first?.clock == .respond }
 
@@ -109,7 +105,7 @@ import Testing
         clock.advance(by: 4 * 86400)  // day 7 and a bit: past the Art. 52 seven days
         #expect(police.sweepNow().escalated == 1)
         #expect(hospital.sweepNow().warned == 1)
-        #expect(try notices(hospital, "handoff.overdue").map(\.clock) == [Breach.respond, .complete])
+        #expect(try hospital.notices("handoff.overdue").map(\.clock) == [Breach.respond, .complete])
         try await waitFor("the task force is told of the complete clock") { try batam.ledger.escalations().last?.clock == .complete }
     }
 
