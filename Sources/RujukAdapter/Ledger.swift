@@ -327,9 +327,11 @@ extension Ledger {
                    .text(event.id), .text(event.referralId), .text(event.status.rawValue), .text(event.by), .optional(event.reason),
                    .optional(event.outcome), .text(Timestamp.format(event.at)), .text(stamp), .text(origin))
         guard updateStatus else { return }
-        // A status change can resolve an escalation or end the clocks: the sweep looks at once.
+        // A status change can resolve an escalation, make a clock run out or end the clocks:
+        // the next check is set as the sweep would set it, at once when there is something to do.
+        let next = try nextCheck(db, afterChangeOf: event.referralId, to: event.status, now: Timestamp.parse(stamp) ?? clock.now())
         try db.run("UPDATE referral SET status = ?, updated_at = ?, next_check_at = ? WHERE id = ?",
-                   .text(event.status.rawValue), .text(stamp), .text(stamp), .text(event.referralId))
+                   .text(event.status.rawValue), .text(stamp), .optional(next.map(Timestamp.format)), .text(event.referralId))
     }
 
     func notify(_ db: Database, type: String, referralID: String, view: HandoffView? = nil, event: HandoffEvent? = nil, error: ProtocolError? = nil,

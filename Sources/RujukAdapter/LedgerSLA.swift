@@ -55,6 +55,33 @@ extension Ledger {
         return result
     }
 
+    /// When the sweep must look at a handoff whose status is changing to `status` at `now`:
+    /// at once (`now`) if the change leaves it something to do — an escalation to resolve, a
+    /// clock to escalate, a warning to give — and otherwise when the sweep itself would have
+    /// scheduled its next look after finding nothing to do; nil when never. So a handoff that
+    /// a change leaves with nothing to do is not read and written again by the next sweep, in
+    /// a transaction of its own (that was most of a sender's work for each `received` event).
+    func nextCheck(_ db: Database, afterChangeOf referralID: String, to status: HandoffStatus, now: Date) throws -> Date? {
+        let sql = "SELECT direction, priority, due_receive, due_respond, due_complete, esc_level, esc_clock, esc_since, told FROM referral WHERE id = ?"
+        let policy = sla.escalation
+        let next = try db.first(sql, .text(referralID)) { row -> Date? in
+            func date(_ column: Int32) -> Date { Timestamp.parse(row.text(column)) ?? .distantPast }
+            let deadlines = Deadlines(receive: date(2), respond: date(3), complete: date(4))
+            if row.text(0) == "outbound" {
+                let state = EscalationState(level: Int(row.int(5)), clock: Breach(rawValue: row.text(6)),
+                                            since: row.isNull(7) ? nil : Timestamp.parse(row.text(7)))
+                guard SLAClock.senderStep(now: now, status: status, deadlines: deadlines, state: state, level2After: policy.level2After) == .none else { return now }
+                return SLAClock.senderNextCheck(status: status, deadlines: deadlines, state: state, level2After: policy.level2After)
+            }
+            let lead = policy.warnBefore[Priority(rawValue: row.text(1)) ?? .routine] ?? 0
+            let told = Set(row.text(8).split(separator: " ").map(String.init))
+            guard SLAClock.recipientStep(now: now, status: status, deadlines: deadlines, told: told, lead: lead) == .none else { return now }
+            return SLAClock.recipientNextCheck(status: status, deadlines: deadlines, told: told, lead: lead)
+        }
+        // No such row: nothing for the sweep (the UPDATE that follows changes nothing either).
+        return next ?? nil
+    }
+
     // MARK: - Sender
 
     private func escalateIfDue(_ db: Database, _ handoff: SweptHandoff, now: Date, stamp: String, result: inout SweepResult) throws {

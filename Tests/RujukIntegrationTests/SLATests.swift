@@ -130,6 +130,50 @@ import Testing
         #expect(pending == 0, "a finished handoff leaves the sweep's index")
     }
 
+    /// A status change that leaves nothing to do is scheduled for its next deadline there and
+    /// then, on both sides, not left for the sweep to read and write again; one that leaves
+    /// something to do (an escalation to resolve) is the sweep's at once.
+    @Test func aStatusChangeIsScheduledForTheNextCheckTheSweepWouldHaveChosen() async throws {
+        let clock = ManualClock()
+        let network = try Network(clock: clock)
+        let police = try network.adapter("polda-kepri")
+        let hospital = try network.adapter("rsud-embung-fatimah")
+        let sent = try police.refer(routineRequest())
+        try await waitFor("the police see it received") { try police.ledger.view(sent.id)?.status == .received }
+        func nextCheck(_ adapter: Adapter) async throws -> Date? {
+            let stamp = try await adapter.ledger.pool.read { (db: Database) throws -> String? in
+                try String.fetchOne(db, sql: "SELECT next_check_at FROM referral WHERE id = ?", arguments: [sent.id])
+            }
+            return stamp.flatMap(Timestamp.parse)
+        }
+        // Stored to the millisecond.
+        func isAbout(_ date: Date?, _ expected: Date) -> Bool { date.map { abs($0.timeIntervalSince(expected)) < 0.0005 } ?? false }
+        let view = try #require(try police.ledger.view(sent.id))
+        // The sender: received, so the respond clock is next, just after its deadline.
+        #expect(isAbout(try await nextCheck(police), view.dueRespond + 0.001))
+        #expect(police.sweepNow().examined == 0, "nothing for the sweep to look at")
+
+        // The recipient: accepted, so its next word is the warning before the complete clock.
+        _ = try hospital.change(sent.id, to: .accepted, reason: nil, outcome: nil)
+        let lead = try #require(Network.sla.escalation.warnBefore[.routine])
+        #expect(isAbout(try await nextCheck(hospital), view.dueComplete - lead))
+        #expect(hospital.sweepNow().examined == 0)
+        try await waitFor("the police see it accepted") { try police.ledger.view(sent.id)?.status == .accepted }
+        #expect(isAbout(try await nextCheck(police), view.dueComplete + 0.001))
+        #expect(police.sweepNow().examined == 0)
+
+        // Escalated, then answered: the change leaves a RESOLVED to send, so the sweep looks at once.
+        clock.advance(by: 7 * 86400 + 1)
+        #expect(police.sweepNow().escalated == 1)
+        _ = try hospital.change(sent.id, to: .inProgress, reason: nil, outcome: nil)
+        _ = try hospital.change(sent.id, to: .completed, reason: nil, outcome: "counselling sessions held")
+        try await waitFor("the police see it completed") { try police.ledger.view(sent.id)?.status == .completed }
+        let due = try #require(try await nextCheck(police))
+        #expect(due <= clock.now())
+        #expect(police.sweepNow().resolved == 1)
+        #expect(try await nextCheck(police) == nil, "then never again")
+    }
+
     @Test func anAdapterThatWasDownWhenADeadlinePassedEscalatesOnceWhenItStarts() async throws {
         let clock = ManualClock()
         let network = try Network(clock: clock)
