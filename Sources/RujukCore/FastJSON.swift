@@ -13,7 +13,7 @@ import Foundation
 /// the canonical error. So a client never sees a verdict that depends on which path ran. The
 /// writer produces the same bytes as `JSONCoding.encoder()` (sorted keys, unescaped slashes);
 /// a test holds both paths to that over every example and random values.
-public indirect enum JSONValue: Sendable, Equatable {
+public enum JSONValue: Sendable, Equatable {
     case null
     case bool(Bool)
     case integer(Int64)
@@ -152,6 +152,12 @@ public enum JSONParser {
             // The common case: no escapes. Copy the bytes and validate them as UTF-8 once.
             var ascii = true
             while index < bytes.count {
+                // Eight bytes at a time while none needs a look (a sealed body's base64 is most of
+                // a referral's bytes); the byte that does, and the rest of its word, one by one.
+                while index + 8 <= bytes.count, Self.isPlain(UnsafeRawPointer(bytes.baseAddress!).loadUnaligned(fromByteOffset: index, as: UInt64.self)) {
+                    index += 8
+                }
+                guard index < bytes.count else { break }
                 let byte = bytes[index]
                 if byte == UInt8(ascii: "\"") {
                     let slice = UnsafeBufferPointer(rebasing: bytes[start..<index])
@@ -204,6 +210,17 @@ public enum JSONParser {
                 }
             }
             throw FastJSONMiss()
+        }
+
+        /// Whether none of a word's eight bytes is a quote, a backslash, a control character or
+        /// outside ASCII. Each test is the classic "has a zero byte" (or "has a byte below n"):
+        /// exact as a yes or no, which is all that is asked of it.
+        @inline(__always)
+        static func isPlain(_ word: UInt64) -> Bool {
+            let ones: UInt64 = 0x0101_0101_0101_0101, high: UInt64 = 0x8080_8080_8080_8080
+            let quote = word ^ (ones &* 0x22), backslash = word ^ (ones &* 0x5C)
+            let flagged = ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | ((word &- ones &* 0x20) & ~word) | word
+            return flagged & high == 0
         }
 
         mutating func hex4() throws(FastJSONMiss) -> UInt32 {

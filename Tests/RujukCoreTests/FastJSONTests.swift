@@ -138,6 +138,35 @@ import Testing
         #expect(JSONCoding.encode(header) == Array(try encoder.encode(header)))
     }
 
+    /// The reader scans a string eight bytes at a time: a byte that needs a look (a quote, an
+    /// escape, a control character, anything outside ASCII) must be seen wherever in a word it
+    /// falls, and so must the closing quote, and a string's end that never comes.
+    @Test func aByteThatNeedsALookIsSeenAtEveryOffset() throws {
+        let specials: [(raw: [UInt8], decoded: String?)] = [
+            (Array(#"\""#.utf8), "\""), (Array(#"\\"#.utf8), "\\"), (Array(#"\n"#.utf8), "\n"), (Array(#"\u00e9"#.utf8), "é"),
+            (Array("é".utf8), "é"), (Array("😀".utf8), "😀"), ([0x7F], "\u{7F}"), ([0x20], " "),
+            ([0x1F], nil), ([0x0A], nil), ([0x00], nil), ([0xFF], nil), ([0xC3], nil),
+        ]
+        for length in [0, 1, 6, 7, 8, 9, 15, 16, 17, 23, 24, 25, 40] {
+            for at in 0...length {
+                let before = String(repeating: "a", count: at), after = String(repeating: "b", count: length - at)
+                for special in specials {
+                    let bytes = Array(#"{"province":""#.utf8) + Array(before.utf8) + special.raw + Array(after.utf8) + Array(#"","regency":"r"}"#.utf8)
+                    let fast = try? Location(fastJSON: JSONFields(parsing: bytes))
+                    if let decoded = special.decoded {
+                        #expect(fast == Location(province: before + decoded + after, regency: "r"), "\(length) \(at) \(special.raw)")
+                    } else {
+                        #expect(fast == nil, "\(length) \(at) \(special.raw)")
+                    }
+                    agree(Location.self, bytes, "\(length) \(at) \(special.raw)")
+                }
+                let plain = before + after
+                #expect(try Location(fastJSON: JSONFields(parsing: Array(#"{"province":"\#(plain)","regency":"r"}"#.utf8))).province == plain)
+                #expect(throws: FastJSONMiss.self) { try JSONParser.parse(Array(#"{"province":"\#(plain)"#.utf8)) }
+            }
+        }
+    }
+
     @Test func deepNestingIsLeftToTheCheckedPath() {
         let deep = Array(String(repeating: "[", count: 10_000).utf8)
         #expect(throws: FastJSONMiss.self) { try JSONParser.parse(deep) }
