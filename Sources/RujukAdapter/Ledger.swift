@@ -30,6 +30,10 @@ public final class Ledger: @unchecked Sendable {
         self.registry = registry
         self.sealer = sealer
         (pool, checkpointer) = try DurableDatabase.open(url, durability: durability, label: "rujuk.ledger", what: "ledger", pageSize: .large, migrator: Self.migrator)
+        // Whatever the writer frees is overwritten, always: a row that a change moves within its
+        // page would otherwise leave its old copy, the opened body in it, in the page's free
+        // space, where `purge` does not look. (Debian builds SQLite with this on; others do not.)
+        try pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA secure_delete = ON") }
         requests = GroupCommit(pool: pool, label: "rujuk.ledger.requests")
     }
 
@@ -164,6 +168,21 @@ public final class Ledger: @unchecked Sendable {
                 ALTER TABLE referral ADD COLUMN consent TEXT NOT NULL DEFAULT 'given';
                 ALTER TABLE referral ADD COLUMN purged_at TEXT;
                 CREATE INDEX referral_closed ON referral(updated_at) WHERE purged_at IS NULL AND status IN ('declined', 'completed', 'cancelled');
+                """)
+        }
+        migrator.registerMigration("v5-checks-without-lists") { db in
+            // A CHECK or a partial index's WHERE on a list of three or more built a temporary
+            // B-tree on every insert and update of the row (SchemaRewrite): the same constraints,
+            // written as comparisons. `referral_closed` never served the purge, whose query also
+            // takes refused deliveries; `referral_purgeable` holds exactly what the purge looks for.
+            try SchemaRewrite.replaceInTable(db, "referral", "CHECK (delivery IN ('queued', 'sent', 'refused', 'received'))",
+                                             with: "CHECK (delivery = 'queued' OR delivery = 'sent' OR delivery = 'refused' OR delivery = 'received')")
+            try SchemaRewrite.replaceInTable(db, "outbox", "CHECK (kind IN ('refer', 'update', 'escalate'))",
+                                             with: "CHECK (kind = 'refer' OR kind = 'update' OR kind = 'escalate')")
+            try db.execute(sql: """
+                DROP INDEX referral_closed;
+                CREATE INDEX referral_purgeable ON referral(updated_at)
+                    WHERE purged_at IS NULL AND (status = 'declined' OR status = 'completed' OR status = 'cancelled' OR delivery = 'refused');
                 """)
         }
         return migrator

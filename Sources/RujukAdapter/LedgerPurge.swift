@@ -23,19 +23,18 @@ extension Ledger {
     /// deadlines, status and history — so the statistics and the audit trail are intact. A
     /// handoff with a message still waiting in the outbox waits for the next purge.
     ///
-    /// Deleted content is overwritten (`secure_delete`), and the WAL is checkpointed and
+    /// Deleted content is overwritten (`secure_delete`, on for the ledger's writer from its
+    /// open, so no earlier change left a copy behind either), and the WAL is checkpointed and
     /// truncated, so the bytes do not linger in the file. Safe while the adapter runs.
     public func purge(closedBefore cutoff: Date) throws -> PurgeResult {
         let stamp = Timestamp.format(clock.now())
         let limit = Timestamp.format(cutoff)
         var purged = 0
         try pool.writeWithoutTransaction { db in
-            try db.execute(sql: "PRAGMA secure_delete = ON")
-            defer { try? db.execute(sql: "PRAGMA secure_delete = OFF") }
             try db.inTransaction {
                 let ids = try String.fetchAll(db, sql: """
-                    SELECT id FROM referral WHERE purged_at IS NULL AND updated_at < ?
-                    AND (status IN ('declined', 'completed', 'cancelled') OR delivery = 'refused')
+                    SELECT id FROM referral INDEXED BY referral_purgeable
+                    WHERE purged_at IS NULL AND (status = 'declined' OR status = 'completed' OR status = 'cancelled' OR delivery = 'refused') AND updated_at < ?
                     AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.referral_id = referral.id AND o.committed_at IS NULL AND o.refused_code IS NULL)
                     """, arguments: [limit])
                 for id in ids {

@@ -157,6 +157,12 @@ public final class BrokerStore: @unchecked Sendable {
                 CREATE TRIGGER feed_append_only_delete BEFORE DELETE ON feed BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
                 """)
         }
+        migrator.registerMigration("v6-checks-without-lists") { db in
+            // A CHECK on a list of three built a temporary B-tree on every message stored
+            // (SchemaRewrite); the same constraint, written as comparisons.
+            try SchemaRewrite.replaceInTable(db, "message", "CHECK (kind IN ('referral', 'event', 'escalation'))",
+                                             with: "CHECK (kind = 'referral' OR kind = 'event' OR kind = 'escalation')")
+        }
         return migrator
     }
 }

@@ -346,11 +346,27 @@ import ZeroMQ
                     "the envelope and the history stay")
             #expect(try ledger.view(open.id)?.body?.subject.name == kept, "an open handoff keeps its data")
         }
-        // The purged name is in no byte of either ledger's files (overwritten, the WAL truncated);
-        // the open handoff's still is, so the search can see a name where there is one.
+        // A handoff that goes through its changes after a purge, then is purged by the next:
+        // the first purge must leave the ledger overwriting what it frees, or each change that
+        // moved the row within its page would leave a copy of it, the person in it, in the
+        // page's free space, where the purge of the row does not look.
+        let later = "Later Name Wulandari-Distinctive"
+        let second = try police.refer(Network.request(name: later))
+        try await waitFor("received") { try hospital.ledger.view(second.id) != nil }
+        _ = try hospital.change(second.id, to: .accepted, reason: nil, outcome: nil)
+        _ = try hospital.change(second.id, to: .inProgress, reason: nil, outcome: nil)
+        _ = try hospital.change(second.id, to: .completed, reason: nil, outcome: "examined; discharged to the shelter with a follow-up in two weeks")
+        try await waitFor("the completion reaches the sender") { try police.ledger.view(second.id)?.status == .completed }
+        for ledger in [police.ledger, hospital.ledger] {
+            #expect(try ledger.purge(closedBefore: Date() + 1).purged == 1)
+            #expect(try await ledger.pool.writeWithoutTransaction { try Int.fetchOne($0, sql: "PRAGMA secure_delete") } == 1)
+        }
+        // The purged names are in no byte of either ledger's files (overwritten, the WAL
+        // truncated); the open handoff's still is, so the search can see a name where there is one.
         for agency in ["polda-kepri", "rsud-embung-fatimah"] {
             let files = network.directory.appendingPathComponent("adapters/\(agency)")
             #expect(try !anyFile(under: files, contains: name), "\(agency): purged")
+            #expect(try !anyFile(under: files, contains: later), "\(agency): purged by a later purge")
             #expect(try anyFile(under: files, contains: kept), "\(agency): kept")
         }
         police.shutdown()

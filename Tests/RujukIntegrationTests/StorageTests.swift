@@ -1,7 +1,7 @@
 import Foundation
 import GRDB
-import RujukAdapter
-import RujukBroker
+@testable import RujukAdapter
+@testable import RujukBroker
 import RujukCore
 import RujukStorage
 import Testing
@@ -131,6 +131,78 @@ import Testing
         #expect(try reopened.read { try String.fetchOne($0, sql: "SELECT id FROM t") } == "kept")
         try reopened.write { try $0.execute(sql: "INSERT INTO t VALUES ('new')") }
         #expect(try reopened.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM t") } == 2)
+    }
+
+    /// The statements SQLite compiles to insert or update a row of any table in either store,
+    /// each opcode by name: a CHECK or a partial index on a list of three or more values built
+    /// a temporary B-tree (`OpenEphemeral`) on every insert (SchemaRewrite).
+    func constraintOpcodes(_ db: Database) throws -> [String: [String]] {
+        var opcodes: [String: [String]] = [:]
+        for table in try String.fetchAll(db, sql: "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'grdb_%'") {
+            let columns: [String] = try Row.fetchAll(db, sql: "PRAGMA table_info(\(table))").map { $0["name"] }
+            let key = try Row.fetchAll(db, sql: "PRAGMA table_info(\(table))").first { $0["pk"] as Int == 1 }.map { $0["name"] as String } ?? "rowid"
+            // Values bound as the stores bind theirs: SQLite folds a constant into the check.
+            var statements = [("INSERT INTO \(table) (\(columns.joined(separator: ", "))) VALUES (\(columns.map { _ in "?" }.joined(separator: ", ")))", columns.count)]
+            for column in columns { statements.append(("UPDATE \(table) SET \(column) = ? WHERE \(key) = ?", 2)) }
+            for (statement, count) in statements {
+                let arguments = StatementArguments(Array(repeating: DatabaseValue.null, count: count))
+                opcodes[statement] = try Row.fetchAll(db, sql: "EXPLAIN " + statement, arguments: arguments).map { $0["opcode"] }
+            }
+        }
+        return opcodes
+    }
+
+    @Test func noStatementBuildsATemporaryTableForAConstraintAndOldFilesAreRewrittenInPlace() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("rujuk-storage-\(UUID().uuidString)")
+        // Files made before the rewrite: the migrations up to it, and a row in each table the
+        // rewrite touches.
+        let oldBroker = directory.appendingPathComponent("broker/broker.sqlite"), oldLedger = directory.appendingPathComponent("adapter/ledger.sqlite")
+        for url in [oldBroker, oldLedger] { try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true) }
+        let broker = try DatabaseQueue(path: oldBroker.path)
+        try BrokerStore.migrator.migrate(broker, upTo: "v5-audit")
+        try broker.write { try $0.execute(sql: "INSERT INTO message (id, kind, referral_id, author, payload, stored_at) VALUES ('m1', 'referral', 'm1', 'polda-kepri', X'00', 't')") }
+        #expect(try broker.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM sqlite_schema WHERE sql LIKE '%kind IN (''referral'', ''event'', ''escalation'')%'") } == 1)
+        try broker.close()
+        let ledger = try DatabaseQueue(path: oldLedger.path)
+        try Ledger.migrator.migrate(ledger, upTo: "v4-sealed")
+        try ledger.write { db in
+            try db.execute(sql: """
+                INSERT INTO referral (id, direction, case_ref, from_agency, to_agency, service, priority, province, regency, reason, status, delivery,
+                    created_at, due_receive, due_respond, due_complete, updated_at, raw) VALUES
+                    ('r1', 'inbound', 'c', 'a', 'b', 's', 'p', 'ID-KR', 'Batam', 'x', 'completed', 'received', 't', 't', 't', 't', '2026-01-01', X'00');
+                INSERT INTO outbox (message_id, kind, referral_id, payload, created_at) VALUES ('o1', 'escalate', 'r1', X'00', 't');
+                """)
+        }
+        try ledger.close()
+
+        let store = try BrokerStore(directory: oldBroker.deletingLastPathComponent(), durability: .full)
+        let reopened = try Ledger(directory: oldLedger.deletingLastPathComponent(), agency: "b", durability: .full, clock: SystemClock())
+        for pool in [store.pool, reopened.pool] {
+            // On the writer: SQLite leaves CHECK constraints out of what a read-only connection compiles.
+            let opcodes = try pool.writeWithoutTransaction(constraintOpcodes)
+            #expect(opcodes.count > 40)
+            for (statement, codes) in opcodes {
+                #expect(!codes.contains("OpenEphemeral"), "\(statement) builds a temporary table")
+            }
+            #expect(try pool.read { try String.fetchOne($0, sql: "PRAGMA integrity_check") } == "ok")
+        }
+        // The rows are there, and the constraints still refuse what they refused.
+        #expect(try store.pool.read { try String.fetchOne($0, sql: "SELECT kind FROM message WHERE id = 'm1'") } == "referral")
+        #expect(throws: DatabaseError.self) {
+            try store.pool.write { try $0.execute(sql: "INSERT INTO message (id, kind, referral_id, author, payload, stored_at) VALUES ('m2', 'other', 'm2', 'a', X'00', 't')") }
+        }
+        #expect(throws: DatabaseError.self) { try reopened.pool.write { try $0.execute(sql: "UPDATE referral SET delivery = 'lost' WHERE id = 'r1'") } }
+        #expect(throws: DatabaseError.self) { try reopened.pool.write { try $0.execute(sql: "UPDATE outbox SET kind = 'other' WHERE message_id = 'o1'") } }
+        try reopened.pool.write { try $0.execute(sql: "UPDATE referral SET delivery = 'refused' WHERE id = 'r1'") }
+        // The index made in place of `referral_closed` holds what was closed before it.
+        #expect(try reopened.pool.read { try String.fetchAll($0, sql: "SELECT id FROM referral INDEXED BY referral_purgeable WHERE purged_at IS NULL AND (status = 'declined' OR status = 'completed' OR status = 'cancelled' OR delivery = 'refused') AND updated_at < '2027'") } == ["r1"])
+
+        // A file made now has the same schema as one rewritten.
+        let fresh = try BrokerStore(directory: directory.appendingPathComponent("fresh-broker"), durability: .full)
+        let freshLedger = try Ledger(directory: directory.appendingPathComponent("fresh-adapter"), agency: "b", durability: .full, clock: SystemClock())
+        let schema = "SELECT type, name, sql FROM sqlite_schema ORDER BY name"
+        #expect(try fresh.pool.read { try Row.fetchAll($0, sql: schema) } == store.pool.read { try Row.fetchAll($0, sql: schema) })
+        #expect(try freshLedger.pool.read { try Row.fetchAll($0, sql: schema) } == reopened.pool.read { try Row.fetchAll($0, sql: schema) })
     }
 
     @Test func theLogStaysBoundedUnderSteadyWrites() throws {
