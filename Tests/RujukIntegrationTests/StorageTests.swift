@@ -139,8 +139,9 @@ import Testing
     func constraintOpcodes(_ db: Database) throws -> [String: [String]] {
         var opcodes: [String: [String]] = [:]
         for table in try String.fetchAll(db, sql: "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'grdb_%'") {
-            let columns: [String] = try Row.fetchAll(db, sql: "PRAGMA table_info(\(table))").map { $0["name"] }
-            let key = try Row.fetchAll(db, sql: "PRAGMA table_info(\(table))").first { $0["pk"] as Int == 1 }.map { $0["name"] as String } ?? "rowid"
+            let info = try Row.fetchAll(db, sql: "PRAGMA table_info(\(table))")
+            let columns: [String] = info.map { $0["name"] }
+            let key = info.first { $0["pk"] as Int == 1 }.map { $0["name"] as String } ?? "rowid"
             // Values bound as the stores bind theirs: SQLite folds a constant into the check.
             var statements = [("INSERT INTO \(table) (\(columns.joined(separator: ", "))) VALUES (\(columns.map { _ in "?" }.joined(separator: ", ")))", columns.count)]
             for column in columns { statements.append(("UPDATE \(table) SET \(column) = ? WHERE \(key) = ?", 2)) }
