@@ -49,6 +49,8 @@ final class Network: @unchecked Sendable {
     let directory: URL
     let context = try! Context()
     let clock: any RujukCore.Clock
+    /// The broker's `inlineCommitMax`, for a restart too.
+    let inlineCommitMax: Int
     var broker: Broker!
     var adapters: [String: Adapter] = [:]
     let logger: Logger = {
@@ -57,8 +59,9 @@ final class Network: @unchecked Sendable {
         return logger
     }()
 
-    init(heartbeatMs: Int = 500, clock: any RujukCore.Clock = SystemClock()) throws {
+    init(heartbeatMs: Int = 500, clock: any RujukCore.Clock = SystemClock(), inlineCommitMax: Int = BrokerConfiguration().inlineCommitMax) throws {
         self.clock = clock
+        self.inlineCommitMax = inlineCommitMax
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("rujuk-test-\(UUID().uuidString)")
         try startBroker(heartbeatMs: heartbeatMs)
     }
@@ -69,7 +72,7 @@ final class Network: @unchecked Sendable {
     /// process is free a moment later, not at once (a restarted broker process has no such wait:
     /// its listeners went with the old process).
     func startBroker(heartbeatMs: Int = 500, router: String = "tcp://127.0.0.1:*", monitor: String = "tcp://127.0.0.1:*", httpPort: Int = 0, registry: AgencyRegistry? = nil) throws {
-        let configuration = BrokerConfiguration(router: router, monitor: monitor, http: HostPort(host: "127.0.0.1", port: httpPort), dataDirectory: directory.appendingPathComponent("broker"), heartbeatMs: heartbeatMs, keys: Self.keys.broker)
+        let configuration = BrokerConfiguration(router: router, monitor: monitor, http: HostPort(host: "127.0.0.1", port: httpPort), dataDirectory: directory.appendingPathComponent("broker"), heartbeatMs: heartbeatMs, inlineCommitMax: inlineCommitMax, keys: Self.keys.broker)
         let deadline = Date() + 5
         while true {
             do {
