@@ -195,8 +195,19 @@ import Testing
         #expect(throws: DatabaseError.self) { try reopened.pool.write { try $0.execute(sql: "UPDATE referral SET delivery = 'lost' WHERE id = 'r1'") } }
         #expect(throws: DatabaseError.self) { try reopened.pool.write { try $0.execute(sql: "UPDATE outbox SET kind = 'other' WHERE message_id = 'o1'") } }
         try reopened.pool.write { try $0.execute(sql: "UPDATE referral SET delivery = 'refused' WHERE id = 'r1'") }
-        // The index made in place of `referral_closed` holds what was closed before it.
-        #expect(try reopened.pool.read { try String.fetchAll($0, sql: "SELECT id FROM referral INDEXED BY referral_purgeable WHERE purged_at IS NULL AND (status = 'declined' OR status = 'completed' OR status = 'cancelled' OR delivery = 'refused') AND updated_at < '2027'") } == ["r1"])
+        // The index made in place of `referral_closed` holds what was closed before it: the purge,
+        // whose query names the index, finds the handoff once its outbox message is committed.
+        try reopened.pool.write { try $0.execute(sql: "UPDATE outbox SET committed_at = 't' WHERE message_id = 'o1'") }
+        #expect(try reopened.purge(closedBefore: Date()).purged == 1)
+
+        // A schema that is not the one a rewrite was written for is refused and left as it was.
+        let other = try DatabaseQueue(path: directory.appendingPathComponent("other.sqlite").path)
+        try other.write { try $0.execute(sql: "CREATE TABLE message (kind TEXT CHECK (kind IN ('a', 'b', 'c')))") }
+        let before = try other.read { try String.fetchOne($0, sql: "SELECT sql FROM sqlite_schema") }
+        #expect(throws: RujukError.self) {
+            try other.write { try SchemaRewrite.replaceInTable($0, "message", "CHECK (kind IN ('referral', 'event', 'escalation'))", with: "CHECK (0)") }
+        }
+        #expect(try other.read { try String.fetchOne($0, sql: "SELECT sql FROM sqlite_schema") } == before)
 
         // A file made now has the same schema as one rewritten.
         let fresh = try BrokerStore(directory: directory.appendingPathComponent("fresh-broker"), durability: .full)
