@@ -17,6 +17,8 @@ public final class Ledger: @unchecked Sendable {
     /// Opens what is delivered sealed for this agency; nil only in tests of the ledger alone.
     let sealer: Sealer?
     private let checkpointer: Checkpointer
+    /// The statements run for every message, prepared once on the writer.
+    public let statements = PreparedStatements()
     /// The agency system's writes (new referrals, status changes), committed in groups: a
     /// burst of requests shares one transaction and one fsync.
     public let requests: GroupCommit
@@ -40,7 +42,7 @@ public final class Ledger: @unchecked Sendable {
     /// Closes the ledger at a clean stop, once nothing writes to it (`DurableDatabase.close`).
     @discardableResult
     public func close() throws -> Bool {
-        try DurableDatabase.close(pool, checkpointer: checkpointer)
+        try DurableDatabase.close(pool, checkpointer: checkpointer, statements: statements)
     }
 
     deinit { checkpointer.stop() }
@@ -294,14 +296,17 @@ extension Ledger {
         }
     }
 
-    // Built once: the statement cache is keyed by the SQL text, hashed on every use.
-    private static let insertReferralColumns = """
-        INTO referral (id, direction, case_ref, from_agency, to_agency, service, priority, province, regency, reason, status, delivery,
+    // Written out twice: the statements are found by their literal (PreparedStatements).
+    private static let insertReferralSQL: StaticString = """
+        INSERT INTO referral (id, direction, case_ref, from_agency, to_agency, service, priority, province, regency, reason, status, delivery,
             created_at, due_receive, due_respond, due_complete, updated_at, raw, next_check_at, body, consent)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         """
-    private static let insertReferralSQL = "INSERT " + insertReferralColumns
-    private static let insertReferralOrIgnore = "INSERT OR IGNORE " + insertReferralColumns
+    private static let insertReferralOrIgnore: StaticString = """
+        INSERT OR IGNORE INTO referral (id, direction, case_ref, from_agency, to_agency, service, priority, province, regency, reason, status, delivery,
+            created_at, due_receive, due_respond, due_complete, updated_at, raw, next_check_at, body, consent)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        """
 
     /// Inserts a referral row; with `ignoringDuplicate`, an id already there is left alone and
     /// the answer is false.
@@ -311,7 +316,7 @@ extension Ledger {
         let nextCheck = direction == "outbound"
             ? SLAClock.senderNextCheck(status: status, deadlines: deadlines, state: .none, level2After: sla.escalation.level2After)
             : SLAClock.recipientNextCheck(status: status, deadlines: deadlines, told: [], lead: sla.escalation.warnBefore[referral.priority] ?? 0)
-        try db.run(ignoringDuplicate ? Self.insertReferralOrIgnore : Self.insertReferralSQL,
+        try db.run(statements, ignoringDuplicate ? Self.insertReferralOrIgnore : Self.insertReferralSQL,
             .text(referral.id), .text(direction), .text(referral.caseRef), .text(referral.from), .text(referral.to), .text(referral.service.rawValue),
             .text(referral.priority.rawValue), .text(referral.location.province), .text(referral.location.regency), .text(referral.reason),
             .text(status.rawValue), .text(delivery), .text(Timestamp.format(referral.createdAt)), .text(Timestamp.format(referral.dueReceive)),
@@ -342,14 +347,14 @@ extension Ledger {
     }
 
     private func recordEvent(_ db: Database, _ event: HandoffEvent, origin: String, stamp: String, updateStatus: Bool = true) throws {
-        try db.run("INSERT INTO event (id, referral_id, status, by_agency, reason, outcome, at, recorded_at, origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        try db.run(statements, "INSERT INTO event (id, referral_id, status, by_agency, reason, outcome, at, recorded_at, origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                    .text(event.id), .text(event.referralId), .text(event.status.rawValue), .text(event.by), .optional(event.reason),
                    .optional(event.outcome), .text(Timestamp.format(event.at)), .text(stamp), .text(origin))
         guard updateStatus else { return }
         // A status change can resolve an escalation, make a clock run out or end the clocks:
         // the next check is set as the sweep would set it, at once when there is something to do.
         let next = try nextCheck(db, afterChangeOf: event.referralId, to: event.status, now: Timestamp.parse(stamp) ?? clock.now())
-        try db.run("UPDATE referral SET status = ?, updated_at = ?, next_check_at = ? WHERE id = ?",
+        try db.run(statements, "UPDATE referral SET status = ?, updated_at = ?, next_check_at = ? WHERE id = ?",
                    .text(event.status.rawValue), .text(stamp), .optional(next.map(Timestamp.format)), .text(event.referralId))
     }
 
@@ -357,11 +362,11 @@ extension Ledger {
                 escalation: Escalation? = nil, dutyOfficer: String? = nil, clock: Breach? = nil, due: Date? = nil, stamp: String, lookUp: Bool = true) throws {
         // The seq is known before the insert: the writer is serialized, and AUTOINCREMENT
         // hands out max(seq) + 1.
-        let seq = (try db.first("SELECT seq FROM sqlite_sequence WHERE name = 'notification'") { $0.int(0) } ?? 0) + 1
+        let seq = (try db.first(statements, "SELECT seq FROM sqlite_sequence WHERE name = 'notification'") { $0.int(0) } ?? 0) + 1
         let handoff = try view ?? (lookUp ? self.view(db, referralID, history: false, body: false) : nil)
         let notification = Notification(seq: seq, type: type, referralId: referralID, handoff: handoff, event: event, error: error,
                                         escalation: escalation, dutyOfficer: dutyOfficer, clock: clock, due: due, at: Timestamp.parse(stamp) ?? self.clock.now())
-        try db.run("INSERT INTO notification (seq, type, referral_id, payload, created_at) VALUES (?, ?, ?, ?, ?)",
+        try db.run(statements, "INSERT INTO notification (seq, type, referral_id, payload, created_at) VALUES (?, ?, ?, ?, ?)",
                    .int(seq), .text(type), .text(referralID), .blob(JSONCoding.encode(notification)), .text(stamp))
     }
 
@@ -385,7 +390,7 @@ extension Ledger {
                     case .referral:
                         let (referral, body) = try opened[index].get()
                         if try insertReferral(db, referral, raw: payload, body: body, direction: "inbound", status: .received, delivery: "received", stamp: stamp, ignoringDuplicate: true) {
-                            try db.run("INSERT INTO event (id, referral_id, status, by_agency, at, recorded_at, origin) VALUES (?, ?, 'requested', ?, ?, ?, 'remote')",
+                            try db.run(statements, "INSERT INTO event (id, referral_id, status, by_agency, at, recorded_at, origin) VALUES (?, ?, 'requested', ?, ?, ?, 'remote')",
                                        .text(referral.id), .text(referral.id), .text(referral.from), .text(Timestamp.format(referral.createdAt)), .text(stamp))
                             let now = clock.now()
                             let received = HandoffEvent(referralId: referral.id, by: agency, status: .received, at: now)
@@ -424,7 +429,7 @@ extension Ledger {
                     }
                     refused.append((header.id, error))
                 }
-                try db.run("INSERT INTO acknowledgment (message_id, kind, at) VALUES (?, 'receipt_sent', ?)", .text(header.id), .text(stamp))
+                try db.run(statements, "INSERT INTO acknowledgment (message_id, kind, at) VALUES (?, 'receipt_sent', ?)", .text(header.id), .text(stamp))
                 receipts.append(header.id)
             }
         }
@@ -496,10 +501,10 @@ extension Ledger {
         let stamp = Timestamp.format(clock.now())
         try pool.write { db in
             for id in ids {
-                try db.cachedStatement(sql: "UPDATE outbox SET committed_at = ? WHERE message_id = ? AND committed_at IS NULL").execute(arguments: [stamp, id])
+                try db.run(statements, "UPDATE outbox SET committed_at = ? WHERE message_id = ? AND committed_at IS NULL", .text(stamp), .text(id))
                 guard db.changesCount == 1 else { continue }
-                try db.cachedStatement(sql: "INSERT INTO acknowledgment (message_id, kind, at) VALUES (?, 'commit_received', ?)").execute(arguments: [id, stamp])
-                try db.cachedStatement(sql: "UPDATE referral SET delivery = 'sent', updated_at = ? WHERE id = ? AND delivery = 'queued'").execute(arguments: [stamp, id])
+                try db.run(statements, "INSERT INTO acknowledgment (message_id, kind, at) VALUES (?, 'commit_received', ?)", .text(id), .text(stamp))
+                try db.run(statements, "UPDATE referral SET delivery = 'sent', updated_at = ? WHERE id = ? AND delivery = 'queued'", .text(stamp), .text(id))
                 if db.changesCount == 1 { try notify(db, type: "referral.sent", referralID: id, stamp: stamp) }
             }
         }

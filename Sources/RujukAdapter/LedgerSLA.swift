@@ -62,9 +62,9 @@ extension Ledger {
     /// a change leaves with nothing to do is not read and written again by the next sweep, in
     /// a transaction of its own (that was most of a sender's work for each `received` event).
     func nextCheck(_ db: Database, afterChangeOf referralID: String, to status: HandoffStatus, now: Date) throws -> Date? {
-        let sql = "SELECT direction, priority, due_receive, due_respond, due_complete, esc_level, esc_clock, esc_since, told FROM referral WHERE id = ?"
         let policy = sla.escalation
-        let next = try db.first(sql, .text(referralID)) { row -> Date? in
+        let next = try db.first(statements, "SELECT direction, priority, due_receive, due_respond, due_complete, esc_level, esc_clock, esc_since, told FROM referral WHERE id = ?",
+                                .text(referralID)) { row -> Date? in
             func date(_ column: Int32) -> Date { Timestamp.parse(row.text(column)) ?? .distantPast }
             let deadlines = Deadlines(receive: date(2), respond: date(3), complete: date(4))
             if row.text(0) == "outbound" {
@@ -123,7 +123,7 @@ extension Ledger {
             targets = []
         }
         let next = SLAClock.senderNextCheck(status: handoff.status, deadlines: handoff.deadlines, state: state, level2After: policy.level2After)
-        try db.run("UPDATE referral SET esc_level = ?, esc_clock = ?, esc_since = ?, esc_targets = ?, next_check_at = ? WHERE id = ?",
+        try db.run(statements, "UPDATE referral SET esc_level = ?, esc_clock = ?, esc_since = ?, esc_targets = ?, next_check_at = ? WHERE id = ?",
                    .int(Int64(state.level)), .optional(state.clock?.rawValue), .optional(state.since.map(Timestamp.format)),
                    .text(targets.joined(separator: " ")), .optional(next.map(Timestamp.format)), .text(handoff.id))
     }
@@ -131,12 +131,12 @@ extension Ledger {
     /// Records an escalation sent or received, and queues a sent one for the broker.
     private func record(_ db: Database, _ escalation: Escalation, direction: String, queue: Bool, stamp: String) throws {
         let payload = JSONCoding.encode(escalation)
-        try db.run("INSERT INTO escalation (id, referral_id, direction, notice, level, clock, payload, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        try db.run(statements, "INSERT INTO escalation (id, referral_id, direction, notice, level, clock, payload, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                    .text(escalation.id), .text(escalation.referralId), .text(direction), .text(escalation.notice.rawValue),
                    .int(Int64(escalation.level)), .text(escalation.clock.rawValue), .blob(payload), .text(stamp))
         // With nobody to tell through the broker (no task force configured), it stays local.
         guard queue else { return }
-        try db.run("INSERT INTO outbox (message_id, kind, referral_id, payload, created_at) VALUES (?, 'escalate', ?, ?, ?)",
+        try db.run(statements, "INSERT INTO outbox (message_id, kind, referral_id, payload, created_at) VALUES (?, 'escalate', ?, ?, ?)",
                    .text(escalation.id), .text(escalation.referralId), .blob(payload), .text(stamp))
     }
 
@@ -158,7 +158,7 @@ extension Ledger {
         }
         told.formUnion(SLAClock.told(after: step))
         let next = SLAClock.recipientNextCheck(status: handoff.status, deadlines: handoff.deadlines, told: told, lead: lead)
-        try db.run("UPDATE referral SET told = ?, next_check_at = ? WHERE id = ?",
+        try db.run(statements, "UPDATE referral SET told = ?, next_check_at = ? WHERE id = ?",
                    .text(told.sorted().joined(separator: " ")), .optional(next.map(Timestamp.format)), .text(handoff.id))
     }
 
@@ -167,7 +167,7 @@ extension Ledger {
     /// Stores an escalation delivered to this agency (a task force, LPSK) and tells its system
     /// once. Returns false for a redelivery.
     func storeReceivedEscalation(_ db: Database, _ escalation: Escalation, payload: [UInt8], stamp: String) throws -> Bool {
-        try db.run("INSERT OR IGNORE INTO escalation (id, referral_id, direction, notice, level, clock, payload, at) VALUES (?, ?, 'received', ?, ?, ?, ?, ?)",
+        try db.run(statements, "INSERT OR IGNORE INTO escalation (id, referral_id, direction, notice, level, clock, payload, at) VALUES (?, ?, 'received', ?, ?, ?, ?, ?)",
                    .text(escalation.id), .text(escalation.referralId), .text(escalation.notice.rawValue), .int(Int64(escalation.level)),
                    .text(escalation.clock.rawValue), .blob(payload), .text(stamp))
         guard db.changesCount == 1 else { return false }

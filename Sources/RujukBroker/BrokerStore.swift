@@ -13,6 +13,8 @@ public final class BrokerStore: @unchecked Sendable {
     public let pool: DatabasePool
     public let url: URL
     private let checkpointer: Checkpointer
+    /// The group commit's statements, prepared once on the writer.
+    let statements = PreparedStatements()
     /// The audit chain's newest hash; only the router thread's commits move it.
     private(set) var auditHead: [UInt8]
 
@@ -39,7 +41,7 @@ public final class BrokerStore: @unchecked Sendable {
     /// from emptying; nothing is lost then, the next open finishes it.
     @discardableResult
     public func close() throws -> Bool {
-        try DurableDatabase.close(pool, checkpointer: checkpointer)
+        try DurableDatabase.close(pool, checkpointer: checkpointer, statements: statements)
     }
 
     deinit { checkpointer.stop() }
@@ -163,6 +165,21 @@ public final class BrokerStore: @unchecked Sendable {
             try SchemaRewrite.replaceInTable(db, "message", "CHECK (kind IN ('referral', 'event', 'escalation'))",
                                              with: "CHECK (kind = 'referral' OR kind = 'event' OR kind = 'escalation')")
         }
+        migrator.registerMigration("v7-agency-indexes-without-status") { db in
+            // With the status in them, every status change deleted and re-inserted an entry in
+            // both agency indexes: four B-tree writes of the ~30 a referral costs here, each a
+            // page of its own in a small commit. By agency alone, a status change leaves them
+            // as they are; the status API's `?agency=…&status=…` then reads that agency's
+            // handoffs and checks their status, a read the coordinators make now and then.
+            // Building them reads the table once: about a second per million handoffs, at the
+            // first start after an upgrade.
+            try db.execute(sql: """
+                DROP INDEX handoff_from;
+                DROP INDEX handoff_to;
+                CREATE INDEX handoff_from ON handoff(from_agency);
+                CREATE INDEX handoff_to ON handoff(to_agency);
+                """)
+        }
         return migrator
     }
 }
@@ -212,7 +229,7 @@ extension BrokerStore {
                 outcomes.removeAll()
                 deliveries.removeAll()
                 feed.removeAll()
-                var writer = GroupWriter(db: db, stamp: stamp, now: now, auditHead: auditHead)
+                var writer = GroupWriter(db: db, statements: statements, stamp: stamp, now: now, auditHead: auditHead)
                 for write in writes {
                     do {
                         switch write {
@@ -329,6 +346,7 @@ extension BrokerStore {
 /// The statements of one group-commit transaction.
 private struct GroupWriter {
     let db: Database
+    let statements: PreparedStatements
     let stamp: String
     let now: Date
     var deliveries: [(agency: String, entry: MailboxEntry)] = []
@@ -353,15 +371,20 @@ private struct GroupWriter {
         var consentOverride: Bool
     }
 
-    private static let envelopeColumns = "h.id, h.from_agency, h.to_agency, h.status, h.service, h.priority, h.province, h.due_receive, h.due_respond, h.due_complete, h.consent"
-    // Built once: the statement cache is keyed by the SQL text, hashed on every use.
-    private static let envelopeByID = "SELECT \(envelopeColumns) FROM handoff h WHERE h.id = ?"
-    private static let envelopeOfReferralMessage = "SELECT \(envelopeColumns) FROM message m JOIN handoff h ON h.id = m.id WHERE m.id = ? AND m.kind = 'referral'"
+    // Written out, not built from one column list: the statements are found by their literal.
+    private static let envelopeByID: StaticString = """
+        SELECT h.id, h.from_agency, h.to_agency, h.status, h.service, h.priority, h.province, h.due_receive, h.due_respond, h.due_complete, h.consent
+        FROM handoff h WHERE h.id = ?
+        """
+    private static let envelopeOfReferralMessage: StaticString = """
+        SELECT h.id, h.from_agency, h.to_agency, h.status, h.service, h.priority, h.province, h.due_receive, h.due_respond, h.due_complete, h.consent
+        FROM message m JOIN handoff h ON h.id = m.id WHERE m.id = ? AND m.kind = 'referral'
+        """
 
     /// A handoff's envelope by `sql` (one of the two above), read through SQLite's C API: this
     /// runs for every receipted referral.
-    private func envelope(_ sql: String, _ id: String) throws -> Envelope? {
-        try db.first(sql, .text(id)) { row in
+    private func envelope(_ sql: StaticString, _ id: String) throws -> Envelope? {
+        try db.first(statements, sql, .text(id)) { row in
             func date(_ index: Int32) -> Date { Timestamp.parse(row.text(index)) ?? .distantPast }
             return Envelope(
                 id: row.text(0), from: row.text(1), to: row.text(2), status: HandoffStatus(rawValue: row.text(3)) ?? .requested,
@@ -379,7 +402,7 @@ private struct GroupWriter {
         let overdue = Breach.at(now, status: status, dueReceive: handoff.deadlines.receive, dueRespond: handoff.deadlines.respond, dueComplete: handoff.deadlines.complete)
         // The writer is serialized and AUTOINCREMENT hands out max(seq) + 1: the seq is known
         // before the insert, so the row goes in with its hash.
-        let seq = try nextFeedSeq ?? ((Int64.fetchOne(db.cachedStatement(sql: "SELECT seq FROM sqlite_sequence WHERE name = 'feed'")) ?? 0) + 1)
+        let seq = try nextFeedSeq ?? ((db.first(statements, "SELECT seq FROM sqlite_sequence WHERE name = 'feed'") { $0.int(0) } ?? 0) + 1)
         let atText = Timestamp.format(at)
         let targets = escalation?.targets.joined(separator: " ")
         let content = AuditChain.content(
@@ -388,7 +411,7 @@ private struct GroupWriter {
             from: handoff.from, to: handoff.to, service: handoff.service.rawValue, priority: handoff.priority.rawValue, province: handoff.province,
             consent: handoff.consentOverride ? "overridden" : "given")
         let hash = AuditChain.link(auditHead, content)
-        try db.run("""
+        try db.run(statements, """
             INSERT INTO feed (seq, kind, referral_id, message_id, status, by_agency, overdue, level, notice, clock, targets, at, prev_hash, hash)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
@@ -406,33 +429,33 @@ private struct GroupWriter {
 
     /// Inserts a message unless its id is known; returns false for an identical duplicate.
     private func insertMessage(id: String, kind: DeliveryKind, referralID: String, author: String, payload: [UInt8]) throws -> Bool {
-        try db.run("INSERT OR IGNORE INTO message (id, kind, referral_id, author, payload, stored_at) VALUES (?, ?, ?, ?, ?, ?)",
+        try db.run(statements, "INSERT OR IGNORE INTO message (id, kind, referral_id, author, payload, stored_at) VALUES (?, ?, ?, ?, ?, ?)",
                    .text(id), .text(kind.rawValue), .text(referralID), .text(author), .blob(payload), .text(stamp))
         if db.changesCount == 1 { return true }
-        let existing = try Data.fetchOne(db.cachedStatement(sql: "SELECT payload FROM message WHERE id = ?"), arguments: [id])
-        guard existing == Data(payload) else {
+        let existing = try db.first(statements, "SELECT payload FROM message WHERE id = ?", .text(id)) { $0.blob(0) }
+        guard existing == payload else {
             throw RujukError(.duplicateConflict, "message id \(id) is already stored with different content")
         }
         return false
     }
 
     private mutating func deliver(_ messageID: String, kind: DeliveryKind, payload: [UInt8], to agency: String) throws {
-        try db.run("INSERT INTO delivery (agency, message_id) VALUES (?, ?)", .text(agency), .text(messageID))
+        try db.run(statements, "INSERT INTO delivery (agency, message_id) VALUES (?, ?)", .text(agency), .text(messageID))
         deliveries.append((agency, MailboxEntry(seq: db.lastInsertedRowID, messageID: messageID, kind: kind, payload: payload)))
     }
 
     private mutating func recordEvent(_ event: HandoffEvent, _ handoff: Envelope) throws {
         try publish(.transition, handoff, messageID: event.id, status: event.status, by: event.by, at: event.at)
-        try db.run("INSERT INTO handoff_event (id, referral_id, status, by_agency, reason, outcome, at, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        try db.run(statements, "INSERT INTO handoff_event (id, referral_id, status, by_agency, reason, outcome, at, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                    .text(event.id), .text(event.referralId), .text(event.status.rawValue), .text(event.by), .optional(event.reason),
                    .optional(event.outcome), .text(Timestamp.format(event.at)), .text(stamp))
-        try db.run("UPDATE handoff SET status = ?, updated_at = ? WHERE id = ?", .text(event.status.rawValue), .text(stamp), .text(event.referralId))
+        try db.run(statements, "UPDATE handoff SET status = ?, updated_at = ? WHERE id = ?", .text(event.status.rawValue), .text(stamp), .text(event.referralId))
     }
 
     mutating func refer(_ referral: Referral, raw: [UInt8], agency: String) throws {
         guard try insertMessage(id: referral.id, kind: .referral, referralID: referral.id, author: agency, payload: raw) else { return }
         let created = Timestamp.format(referral.createdAt)
-        try db.run("""
+        try db.run(statements, """
             INSERT INTO handoff (id, case_ref, from_agency, to_agency, service, priority, province, regency, status, created_at, due_receive, due_respond, due_complete, updated_at,
                 consent, consent_ground)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'requested', ?, ?, ?, ?, ?, ?, ?)
@@ -441,7 +464,7 @@ private struct GroupWriter {
             .text(referral.priority.rawValue), .text(referral.location.province), .text(referral.location.regency), .text(created),
             .text(Timestamp.format(referral.dueReceive)), .text(Timestamp.format(referral.dueRespond)), .text(Timestamp.format(referral.dueComplete)), .text(stamp),
             .text(referral.consent.status.rawValue), .optional(referral.consent.ground?.rawValue))
-        try db.run("INSERT INTO handoff_event (id, referral_id, status, by_agency, at, recorded_at) VALUES (?, ?, 'requested', ?, ?, ?)",
+        try db.run(statements, "INSERT INTO handoff_event (id, referral_id, status, by_agency, at, recorded_at) VALUES (?, ?, 'requested', ?, ?, ?)",
                    .text(referral.id), .text(referral.id), .text(referral.from), .text(created), .text(stamp))
         let handoff = Envelope(
             id: referral.id, from: referral.from, to: referral.to, status: .requested, service: referral.service, priority: referral.priority,
@@ -455,7 +478,7 @@ private struct GroupWriter {
         guard event.by == agency else {
             throw RujukError(.identityMismatch, "'by' is '\(event.by)' but the message came from '\(agency)'")
         }
-        if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM message WHERE id = ?"), arguments: [event.id]) == true {
+        if try db.first(statements, "SELECT 1 FROM message WHERE id = ?", .text(event.id), read: { _ in true }) == true {
             _ = try insertMessage(id: event.id, kind: .event, referralID: event.referralId, author: agency, payload: raw)
             return
         }
@@ -493,7 +516,7 @@ private struct GroupWriter {
         guard escalation.from == agency else {
             throw RujukError(.identityMismatch, "'from' is '\(escalation.from)' but the message came from '\(agency)'")
         }
-        if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM message WHERE id = ?"), arguments: [escalation.id]) == true {
+        if try db.first(statements, "SELECT 1 FROM message WHERE id = ?", .text(escalation.id), read: { _ in true }) == true {
             _ = try insertMessage(id: escalation.id, kind: .escalation, referralID: escalation.referralId, author: agency, payload: raw)
             return
         }
@@ -507,10 +530,10 @@ private struct GroupWriter {
             throw RujukError(.schemaViolation, "'to' is not the recipient of handoff \(escalation.referralId)")
         }
         _ = try insertMessage(id: escalation.id, kind: .escalation, referralID: escalation.referralId, author: agency, payload: raw)
-        try db.run("INSERT INTO escalation (id, referral_id, notice, level, clock, targets, at, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        try db.run(statements, "INSERT INTO escalation (id, referral_id, notice, level, clock, targets, at, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                    .text(escalation.id), .text(escalation.referralId), .text(escalation.notice.rawValue), .int(Int64(escalation.level)),
                    .text(escalation.clock.rawValue), .text(escalation.targets.joined(separator: " ")), .text(Timestamp.format(escalation.at)), .text(stamp))
-        try db.run("UPDATE handoff SET escalation_level = ?, updated_at = ? WHERE id = ?",
+        try db.run(statements, "UPDATE handoff SET escalation_level = ?, updated_at = ? WHERE id = ?",
                    .int(escalation.notice == .breach ? Int64(escalation.level) : 0), .text(stamp), .text(escalation.referralId))
         try publish(.escalation, handoff, messageID: escalation.id, status: handoff.status, by: agency, escalation: escalation, at: escalation.at)
         for target in escalation.targets {
@@ -520,12 +543,12 @@ private struct GroupWriter {
 
     mutating func receipt(ids: [String], agency: String, kinds: [DeliveryKind?]) throws {
         for (index, id) in ids.enumerated() {
-            try db.run("UPDATE delivery SET receipted_at = ? WHERE agency = ? AND message_id = ? AND receipted_at IS NULL", .text(stamp), .text(agency), .text(id))
+            try db.run(statements, "UPDATE delivery SET receipted_at = ? WHERE agency = ? AND message_id = ? AND receipted_at IS NULL", .text(stamp), .text(agency), .text(id))
             guard db.changesCount == 1 else { continue }
             // A receipted event needs nothing more; a receipted referral may move its handoff.
             let kind = index < kinds.count ? kinds[index] : nil
             if kind == .event { continue }
-            let sql = kind == .referral ? Self.envelopeByID : Self.envelopeOfReferralMessage
+            let sql: StaticString = kind == .referral ? Self.envelopeByID : Self.envelopeOfReferralMessage
             guard let handoff = try envelope(sql, id) else { continue }
             if handoff.status == .requested, handoff.to == agency {
                 try markReceived(handoff)

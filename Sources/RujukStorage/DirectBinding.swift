@@ -24,8 +24,9 @@ extension Database {
     /// GRDB's `StatementArguments` box every value as an existential and then convert it to a
     /// `DatabaseValue`; on the group commit that was a tenth of the broker's CPU. This is for
     /// the few statements that run for every message; everything else goes through GRDB.
-    public func run(_ sql: String, _ arguments: SQLArgument...) throws {
-        let handle = try cachedStatement(sql: sql).sqliteStatement
+    /// `statements` finds the statement by its literal's address instead of hashing its text.
+    public func run(_ statements: PreparedStatements, _ sql: StaticString, _ arguments: SQLArgument...) throws {
+        let handle = try statements.statement(self, sql).sqliteStatement
         sqlite3_reset(handle)
         try bind(arguments, to: handle, sql: sql)
         let result = sqlite3_step(handle)
@@ -40,8 +41,8 @@ extension Database {
     /// Runs a cached query the same way and hands its first row to `read`; nil when it returns
     /// none. For the lookups that run for every message: GRDB's `Row` and cursor cost several
     /// times the query itself there.
-    public func first<T>(_ sql: String, _ arguments: SQLArgument..., read: (SQLRow) throws -> T) throws -> T? {
-        let handle = try cachedStatement(sql: sql).sqliteStatement
+    public func first<T>(_ statements: PreparedStatements, _ sql: StaticString, _ arguments: SQLArgument..., read: (SQLRow) throws -> T) throws -> T? {
+        let handle = try statements.statement(self, sql).sqliteStatement
         sqlite3_reset(handle)
         defer { sqlite3_reset(handle) }
         try bind(arguments, to: handle, sql: sql)
@@ -52,9 +53,9 @@ extension Database {
         }
     }
 
-    private func bind(_ arguments: [SQLArgument], to handle: OpaquePointer, sql: String) throws {
+    private func bind(_ arguments: [SQLArgument], to handle: OpaquePointer, sql: StaticString) throws {
         guard Int(sqlite3_bind_parameter_count(handle)) == arguments.count else {
-            throw DatabaseError(resultCode: .SQLITE_RANGE, message: "\(arguments.count) arguments for \(sqlite3_bind_parameter_count(handle)) parameters", sql: sql)
+            throw DatabaseError(resultCode: .SQLITE_RANGE, message: "\(arguments.count) arguments for \(sqlite3_bind_parameter_count(handle)) parameters", sql: "\(sql)")
         }
         for (offset, argument) in arguments.enumerated() {
             let index = Int32(offset + 1)
@@ -85,11 +86,11 @@ extension Database {
         }
     }
 
-    private func failure(_ sql: String) -> DatabaseError {
+    private func failure(_ sql: StaticString) -> DatabaseError {
         DatabaseError(
             resultCode: ResultCode(rawValue: sqlite3_extended_errcode(sqliteConnection)),
             message: sqliteConnection.flatMap { sqlite3_errmsg($0) }.map { String(cString: $0) },
-            sql: sql)
+            sql: "\(sql)")
     }
 }
 
@@ -101,6 +102,13 @@ public struct SQLRow {
     public func text(_ column: Int32) -> String {
         guard let bytes = sqlite3_column_text(handle, column) else { return "" }
         return String(decoding: UnsafeBufferPointer(start: bytes, count: Int(sqlite3_column_bytes(handle, column))), as: UTF8.self)
+    }
+
+    /// A column's bytes; empty for NULL.
+    public func blob(_ column: Int32) -> [UInt8] {
+        // The pointer first, then its length, as SQLite asks.
+        guard let bytes = sqlite3_column_blob(handle, column) else { return [] }
+        return [UInt8](UnsafeRawBufferPointer(start: bytes, count: Int(sqlite3_column_bytes(handle, column))))
     }
 
     public func int(_ column: Int32) -> Int64 {

@@ -105,12 +105,14 @@ public enum DurableDatabase {
     /// Closing the pool alone would not do it: SQLite empties the log only when the last
     /// connection closes, and GRDB closes the writer first, then its readers, which are
     /// read-only and may not. A file closed here stands alone — a copy of it is whole — and its
-    /// next open can check its length against its header (`checkHeader`).
+    /// next open can check its length against its header (`checkHeader`). The writer's
+    /// `statements` are finalized first: a connection with statements left does not close.
     @discardableResult
-    public static func close(_ pool: DatabasePool, checkpointer: Checkpointer) throws -> Bool {
+    public static func close(_ pool: DatabasePool, checkpointer: Checkpointer, statements: PreparedStatements) throws -> Bool {
         checkpointer.stop()
         let busy = try pool.writeWithoutTransaction { db in
-            try Int.fetchOne(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)") ?? 1
+            statements.removeAll()
+            return try Int.fetchOne(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)") ?? 1
         }
         try pool.close()
         return busy == 0

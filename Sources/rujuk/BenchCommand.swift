@@ -110,7 +110,7 @@ struct BenchCommand: AsyncParsableCommand {
             for index in 0..<handoffs {
                 let id = MessageID.make(at: now)
                 ids.append(id)
-                try db.run("""
+                try db.run(ledger.statements, """
                     INSERT INTO referral (id, direction, case_ref, from_agency, to_agency, service, priority, province, regency, reason, status, delivery,
                         created_at, due_receive, due_respond, due_complete, updated_at, raw, next_check_at, body)
                     VALUES (?, 'inbound', ?, 'polda-kepri', 'rsud-embung-fatimah', 'medical_care', 'routine', 'ID-KR', 'Batam', 'benchmark', 'received', 'received',
@@ -128,7 +128,7 @@ struct BenchCommand: AsyncParsableCommand {
             let chosen = (0..<100).map { _ in ids[Int.random(in: 0..<ids.count, using: &generator)] }
             try ledger.pool.write { db in
                 for id in chosen {
-                    try db.run("UPDATE referral SET due_respond = ?, told = '', next_check_at = ? WHERE id = ?", .text(due), .text(stamp), .text(id))
+                    try db.run(ledger.statements, "UPDATE referral SET due_respond = ?, told = '', next_check_at = ? WHERE id = ?", .text(due), .text(stamp), .text(id))
                 }
             }
             let findStart = DispatchTime.now().uptimeNanoseconds

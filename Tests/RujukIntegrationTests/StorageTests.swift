@@ -16,10 +16,11 @@ import Testing
 
     @Test func directBindingStoresWhatGRDBWouldAndReportsErrors() throws {
         let pool = try scratch()
+        let statements = PreparedStatements()
         try pool.write { db in
-            try db.run("INSERT INTO t (id, note, n, data) VALUES (?, ?, ?, ?)", .text("a"), .text(""), .int(-7), .blob([]))
-            try db.run("INSERT INTO t (id, note, n, data) VALUES (?, ?, ?, ?)", .text("b"), .optional(nil), .int(1 << 40), .blob([0, 255, 1]))
-            try db.run("INSERT INTO t (id, note, n, data) VALUES (?, ?, ?, ?)", .text("c"), .text("Jl. Raya — é 中 😀"), .null, .null)
+            try db.run(statements, "INSERT INTO t (id, note, n, data) VALUES (?, ?, ?, ?)", .text("a"), .text(""), .int(-7), .blob([]))
+            try db.run(statements, "INSERT INTO t (id, note, n, data) VALUES (?, ?, ?, ?)", .text("b"), .optional(nil), .int(1 << 40), .blob([0, 255, 1]))
+            try db.run(statements, "INSERT INTO t (id, note, n, data) VALUES (?, ?, ?, ?)", .text("c"), .text("Jl. Raya — é 中 😀"), .null, .null)
         }
         let rows = try pool.read { try Row.fetchAll($0, sql: "SELECT id, note, n, data, typeof(note), typeof(data) FROM t ORDER BY id") }
         #expect(rows[0][1] as String? == "", "an empty text is '' and not NULL")
@@ -32,12 +33,39 @@ import Testing
         #expect(rows[2][1] as String == "Jl. Raya — é 中 😀")
 
         #expect(throws: DatabaseError.self, "a duplicate key is an error, not ignored") {
-            try pool.write { try $0.run("INSERT INTO t (id) VALUES (?)", .text("a")) }
+            try pool.write { try $0.run(statements, "INSERT INTO t (id) VALUES (?)", .text("a")) }
         }
         #expect(throws: DatabaseError.self, "too few arguments never reuse an earlier binding") {
-            try pool.write { try $0.run("INSERT INTO t (id, note) VALUES (?, ?)", .text("d")) }
+            try pool.write { try $0.run(statements, "INSERT INTO t (id, note) VALUES (?, ?)", .text("d")) }
         }
         #expect(try pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM t") } == 3)
+        let blob = try pool.write { try $0.first(statements, "SELECT data FROM t WHERE id = ?", .text("b")) { $0.blob(0) } }
+        #expect(blob == [0, 255, 1])
+        #expect(try pool.write { try $0.first(statements, "SELECT data FROM t WHERE id = ?", .text("nobody")) { $0.blob(0) } } == nil)
+    }
+
+    /// The hot statements are prepared once on the writer and found again by their literal;
+    /// a reader's connection does not get them (they would run on the wrong connection), and a
+    /// clean close finalizes them first — a connection with statements left refuses to close.
+    @Test func hotStatementsArePreparedOnceOnTheWriterOnly() throws {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("rujuk-storage-\(UUID().uuidString)/test.sqlite")
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("t") { try $0.execute(sql: "CREATE TABLE t (id INTEGER PRIMARY KEY, data BLOB)") }
+        let (pool, checkpointer) = try DurableDatabase.open(url, durability: .full, label: "test", what: "test store", pageSize: .large, migrator: migrator)
+        let statements = PreparedStatements()
+        for round in 0..<3 {
+            try pool.write { db in
+                for id in 0..<50 { try db.run(statements, "INSERT INTO t (id, data) VALUES (?, ?)", .int(Int64(round * 50 + id)), .blob([7])) }
+                #expect(try db.first(statements, "SELECT COUNT(*) FROM t") { $0.int(0) } == Int64(round * 50 + 50))
+            }
+        }
+        #expect(statements.count == 2, "one statement per literal, however often it runs")
+        let counted = try pool.read { db in try db.first(statements, "SELECT MAX(id) FROM t") { $0.int(0) } }
+        #expect(counted == 149, "a reader runs the query on its own connection")
+        #expect(statements.count == 2, "nothing of a reader's is kept")
+        #expect(try DurableDatabase.close(pool, checkpointer: checkpointer, statements: statements), "the log emptied")
+        #expect(statements.count == 0)
+        #expect(try DatabaseQueue(path: url.path).read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM t") } == 150)
     }
 
     /// A store cut short (a partial copy, a restore on a full disk) is refused at open, before
@@ -48,7 +76,7 @@ import Testing
             let pool = try DurableDatabase.open(url, durability: .full, label: "test", what: "test store", pageSize: .large)
             try pool.write { db in
                 try db.execute(sql: "CREATE TABLE t (id INTEGER PRIMARY KEY, data BLOB)")
-                for id in 0..<200 { try db.run("INSERT INTO t (id, data) VALUES (?, ?)", .int(Int64(id)), .blob([UInt8](repeating: 7, count: 2000))) }
+                for id in 0..<200 { try db.execute(sql: "INSERT INTO t (id, data) VALUES (?, ?)", arguments: [id, Data(repeating: 7, count: 2000)]) }
             }
             try pool.close()
         }
@@ -83,14 +111,15 @@ import Testing
         var migrator = DatabaseMigrator()
         migrator.registerMigration("t") { try $0.execute(sql: "CREATE TABLE t (id INTEGER PRIMARY KEY, data BLOB)") }
         let (pool, checkpointer) = try DurableDatabase.open(url, durability: .full, label: "test", what: "test store", pageSize: .large, migrator: migrator)
+        let statements = PreparedStatements()
         try pool.write { db in
-            for id in 0..<200 { try db.run("INSERT INTO t (id, data) VALUES (?, ?)", .int(Int64(id)), .blob([UInt8](repeating: 7, count: 2000))) }
+            for id in 0..<200 { try db.run(statements, "INSERT INTO t (id, data) VALUES (?, ?)", .int(Int64(id)), .blob([UInt8](repeating: 7, count: 2000))) }
         }
         #expect(try pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM t") } == 200)
         _ = try checkpointer.checkpoint()
         try pool.write { try $0.execute(sql: "DELETE FROM t WHERE id >= 100") }
 
-        #expect(try DurableDatabase.close(pool, checkpointer: checkpointer), "the log emptied")
+        #expect(try DurableDatabase.close(pool, checkpointer: checkpointer, statements: statements), "the log emptied")
         let wal = (try? FileManager.default.attributesOfItem(atPath: url.path + "-wal")[.size] as? Int) ?? 0
         #expect(wal == 0, "the log holds \(wal) bytes after a clean close")
         let copy = url.deletingLastPathComponent().appendingPathComponent("copy.sqlite")
@@ -161,7 +190,13 @@ import Testing
         for url in [oldBroker, oldLedger] { try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true) }
         let broker = try DatabaseQueue(path: oldBroker.path)
         try BrokerStore.migrator.migrate(broker, upTo: "v5-audit")
-        try broker.write { try $0.execute(sql: "INSERT INTO message (id, kind, referral_id, author, payload, stored_at) VALUES ('m1', 'referral', 'm1', 'polda-kepri', X'00', 't')") }
+        try broker.write { db in
+            try db.execute(sql: """
+                INSERT INTO message (id, kind, referral_id, author, payload, stored_at) VALUES ('m1', 'referral', 'm1', 'polda-kepri', X'00', 't');
+                INSERT INTO handoff (id, case_ref, from_agency, to_agency, service, priority, province, regency, status, created_at, due_receive, due_respond, due_complete, updated_at)
+                    VALUES ('m1', 'c', 'polda-kepri', 'rsud-embung-fatimah', 'medical_care', 'routine', 'ID-KR', 'Batam', 'requested', 't', 't', 't', 't', 't');
+                """)
+        }
         #expect(try broker.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM sqlite_schema WHERE sql LIKE '%kind IN (''referral'', ''event'', ''escalation'')%'") } == 1)
         try broker.close()
         let ledger = try DatabaseQueue(path: oldLedger.path)
@@ -187,6 +222,19 @@ import Testing
             }
             #expect(try pool.read { try String.fetchOne($0, sql: "PRAGMA integrity_check") } == "ok")
         }
+        // A status change writes the handoff's row and no index: the agency indexes hold the
+        // agency alone since v7, so a referral's received/accepted/… leave them as they are.
+        let statusChange = try store.pool.writeWithoutTransaction { db in
+            try Row.fetchAll(db, sql: "EXPLAIN UPDATE handoff SET status = ?, updated_at = ? WHERE id = ?", arguments: ["received", "t", "m1"]).map { $0["opcode"] as String }
+        }
+        // One B-tree opened for writing, the table's own (a WITHOUT ROWID row is rewritten by an
+        // IdxInsert into it); with the status in the agency indexes, three, and two IdxDeletes.
+        #expect(statusChange.filter { $0 == "OpenWrite" }.count == 1 && !statusChange.contains("IdxDelete"), "\(statusChange)")
+        for (index, agency) in [("handoff_from", "polda-kepri"), ("handoff_to", "rsud-embung-fatimah")] {
+            #expect(try store.pool.read { try String.fetchAll($0, sql: "SELECT id FROM handoff INDEXED BY \(index) WHERE \(index == "handoff_from" ? "from_agency" : "to_agency") = ?", arguments: [agency]) } == ["m1"],
+                    "the rebuilt \(index) holds the handoff stored before it")
+        }
+        #expect(try store.pool.read { try String.fetchAll($0, sql: "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'handoff' AND sql LIKE '%status%'") } == [])
         // The rows are there, and the constraints still refuse what they refused.
         #expect(try store.pool.read { try String.fetchOne($0, sql: "SELECT kind FROM message WHERE id = 'm1'") } == "referral")
         #expect(throws: DatabaseError.self) {
@@ -228,9 +276,10 @@ import Testing
         let wal = pool.path + "-wal"
         var largest = 0
         let row = [UInt8](repeating: 7, count: 4096)
+        let statements = PreparedStatements()
         for batch in 0..<384 {
             try pool.write { db in
-                for index in 0..<64 { try db.run("INSERT INTO t (id, data) VALUES (?, ?)", .text("\(batch)-\(index)"), .blob(row)) }
+                for index in 0..<64 { try db.run(statements, "INSERT INTO t (id, data) VALUES (?, ?)", .text("\(batch)-\(index)"), .blob(row)) }
             }
             largest = max(largest, (try FileManager.default.attributesOfItem(atPath: wal)[.size] as? Int) ?? 0)
         }
@@ -244,8 +293,9 @@ import Testing
         let pool = try scratch()
         let writerThreshold = try pool.writeWithoutTransaction { try Int.fetchOne($0, sql: "PRAGMA wal_autocheckpoint") }
         #expect(writerThreshold == DurableDatabase.walCheckpointBytes / DurableDatabase.PageSize.large.rawValue, "the writer checkpoints at its own threshold")
+        let statements = PreparedStatements()
         try pool.write { db in
-            for index in 0..<2000 { try db.run("INSERT INTO t (id, data) VALUES (?, ?)", .text("\(index)"), .blob([UInt8](repeating: 7, count: 500))) }
+            for index in 0..<2000 { try db.run(statements, "INSERT INTO t (id, data) VALUES (?, ?)", .text("\(index)"), .blob([UInt8](repeating: 7, count: 500))) }
         }
         let checkpointer = try Checkpointer(URL(fileURLWithPath: pool.path))
         let result = try checkpointer.checkpoint()
