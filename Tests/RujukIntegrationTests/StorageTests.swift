@@ -14,6 +14,15 @@ import Testing
         return pool
     }
 
+    /// A store opened as the broker's and the ledgers' are, with its checkpointer, holding `t`.
+    func openedWithCheckpointer() throws -> (URL, DatabasePool, Checkpointer) {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("rujuk-storage-\(UUID().uuidString)/test.sqlite")
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("t") { try $0.execute(sql: "CREATE TABLE t (id INTEGER PRIMARY KEY, data BLOB)") }
+        let (pool, checkpointer) = try DurableDatabase.open(url, durability: .full, label: "test", what: "test store", pageSize: .large, migrator: migrator)
+        return (url, pool, checkpointer)
+    }
+
     @Test func directBindingStoresWhatGRDBWouldAndReportsErrors() throws {
         let pool = try scratch()
         let statements = PreparedStatements()
@@ -48,10 +57,7 @@ import Testing
     /// a reader's connection does not get them (they would run on the wrong connection), and a
     /// clean close finalizes them first — a connection with statements left refuses to close.
     @Test func hotStatementsArePreparedOnceOnTheWriterOnly() throws {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("rujuk-storage-\(UUID().uuidString)/test.sqlite")
-        var migrator = DatabaseMigrator()
-        migrator.registerMigration("t") { try $0.execute(sql: "CREATE TABLE t (id INTEGER PRIMARY KEY, data BLOB)") }
-        let (pool, checkpointer) = try DurableDatabase.open(url, durability: .full, label: "test", what: "test store", pageSize: .large, migrator: migrator)
+        let (url, pool, checkpointer) = try openedWithCheckpointer()
         let statements = PreparedStatements()
         for round in 0..<3 {
             try pool.write { db in
@@ -107,10 +113,7 @@ import Testing
     /// the log is empty, a copy of the file without it holds every row, and the next open can
     /// check the file's length against its header.
     @Test func aCleanCloseLeavesTheFileWholeWithoutItsLog() throws {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("rujuk-storage-\(UUID().uuidString)/test.sqlite")
-        var migrator = DatabaseMigrator()
-        migrator.registerMigration("t") { try $0.execute(sql: "CREATE TABLE t (id INTEGER PRIMARY KEY, data BLOB)") }
-        let (pool, checkpointer) = try DurableDatabase.open(url, durability: .full, label: "test", what: "test store", pageSize: .large, migrator: migrator)
+        let (url, pool, checkpointer) = try openedWithCheckpointer()
         let statements = PreparedStatements()
         try pool.write { db in
             for id in 0..<200 { try db.run(statements, "INSERT INTO t (id, data) VALUES (?, ?)", .int(Int64(id)), .blob([UInt8](repeating: 7, count: 2000))) }
