@@ -36,13 +36,13 @@ extension BenchCommand {
         _ = try postAll(port: port, body: body, requests: 100, connections: 4)  // warm-up
         for concurrent in [1, connections] where concurrent >= 1 {
             let before = sender.ledger.requests.totals
-            let cpuBefore = processCPUSeconds()
+            let cpuBefore = ProcessCPU.now()
             let result = try postAll(port: port, body: body, requests: requests, connections: concurrent)
-            let cpu = processCPUSeconds() - cpuBefore
+            let cpu = ProcessCPU.now() - cpuBefore
             let after = sender.ledger.requests.totals
             let commits = String(format: "; %.1f requests per ledger commit", Double(after.callers - before.callers) / Double(max(1, after.groups - before.groups)))
-            print(String(format: "adapter API: %d POST /api/referrals from %d connection%@ in %.2f s = %.0f requests/s; each request p50 %.2f ms, p99 %.2f ms; process CPU %.0f µs per request",
-                         requests, concurrent, concurrent == 1 ? "" : "s", result.elapsed, Double(requests) / result.elapsed, result.p(0.5), result.p(0.99), cpu / Double(requests) * 1e6) + commits)
+            print(String(format: "adapter API: %d POST /api/referrals from %d connection%@ in %.2f s = %.0f requests/s; each request p50 %.2f ms, p99 %.2f ms; ",
+                         requests, concurrent, concurrent == 1 ? "" : "s", result.elapsed, Double(requests) / result.elapsed, result.p(0.5), result.p(0.99)) + cpu.perItem(requests, "request") + commits)
         }
     }
 

@@ -65,23 +65,25 @@ struct BenchCommand: AsyncParsableCommand {
         for run in 1...max(1, runs) {
             let batch = try (0..<count).map { _ in try client.referral() }
             let before = broker.router.snapshot
-            let cpuBefore = processCPUSeconds(), stealBefore = stolenCPUSeconds()
+            let cpuBefore = ProcessCPU.now(), stealBefore = stolenCPUSeconds()
             let throughput = try client.run(referrals: batch, window: window, interval: nil)
-            let cpu = processCPUSeconds() - cpuBefore, stolen = stolenCPUSeconds().map { $0 - (stealBefore ?? 0) }
+            let cpu = ProcessCPU.now() - cpuBefore, stolen = stolenCPUSeconds().map { $0 - (stealBefore ?? 0) }
             let after = broker.router.snapshot
             rates.append(Double(count) / throughput.elapsed)
             let steal = stolen.map { String(format: "; CPU stolen by the hypervisor %.1f%%", 100 * $0 / (throughput.elapsed * Double(ProcessInfo.processInfo.activeProcessorCount))) }
-            print(String(format: "throughput run %d: %d referrals in %.2f s = %.0f referrals/s (under saturation: p50 %.0f ms, p99 %.0f ms); %d group commits; process CPU %.0f µs per referral",
+            print(String(format: "throughput run %d: %d referrals in %.2f s = %.0f referrals/s (under saturation: p50 %.0f ms, p99 %.0f ms); %d group commits; ",
                          run, count, throughput.elapsed, rates.last!, throughput.p(0.5), throughput.p(0.99),
-                         after.batches - before.batches, cpu / Double(count) * 1e6) + (steal ?? ""))
+                         after.batches - before.batches) + cpu.perItem(count, "referral") + (steal ?? ""))
         }
         print(String(format: "throughput: median %.0f referrals/s over %d runs", rates.sorted()[rates.count / 2], rates.count))
 
         for rate in rate {
             let paced = try (0..<(rate * seconds)).map { _ in try client.referral() }
+            let cpuBefore = ProcessCPU.now()
             let latency = try client.run(referrals: paced, window: 100_000, interval: 1.0 / Double(rate))
-            print(String(format: "latency at %d/s offered, send to the sender's copy of the receipt: p50 %.2f ms, p99 %.2f ms, max %.2f ms (%d referrals)",
-                         rate, latency.p(0.5), latency.p(0.99), latency.p(1.0), paced.count))
+            let cpu = ProcessCPU.now() - cpuBefore
+            print(String(format: "latency at %d/s offered, send to the sender's copy of the receipt: p50 %.2f ms, p99 %.2f ms, max %.2f ms (%d referrals); ",
+                         rate, latency.p(0.5), latency.p(0.99), latency.p(1.0), paced.count) + cpu.perItem(paced.count, "referral"))
         }
         if stored > 0 {
             try restartBenchmark(directory: directory.appendingPathComponent("restart"), stored: stored, keys: keys, registry: registry, durability: durability, transport: transport)
@@ -151,11 +153,31 @@ struct BenchCommand: AsyncParsableCommand {
     }
 }
 
-/// User plus system CPU time of this process so far, in seconds.
-func processCPUSeconds() -> Double {
-    var usage = rusage()
-    getrusage(RUSAGE_SELF.rawValue, &usage)
-    return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+/// CPU time of this process, in seconds, in user space and in the kernel: at a low rate the
+/// kernel's part (waking threads, switching between them, the disk's I/O) is as large as the
+/// parties' own, at saturation a fifth of it (README "Benchmark").
+struct ProcessCPU {
+    var user: Double
+    var kernel: Double
+    var total: Double { user + kernel }
+
+    /// So far.
+    static func now() -> ProcessCPU {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        func seconds(_ time: timeval) -> Double { Double(time.tv_sec) + Double(time.tv_usec) / 1e6 }
+        return ProcessCPU(user: seconds(usage.ru_utime), kernel: seconds(usage.ru_stime))
+    }
+
+    static func - (after: ProcessCPU, before: ProcessCPU) -> ProcessCPU {
+        ProcessCPU(user: after.user - before.user, kernel: after.kernel - before.kernel)
+    }
+
+    /// "process CPU N µs per <unit> (user U, kernel K)".
+    func perItem(_ count: Int, _ unit: String) -> String {
+        let scale = 1e6 / Double(max(1, count))
+        return String(format: "process CPU %.0f µs per %@ (user %.0f, kernel %.0f)", total * scale, unit, user * scale, kernel * scale)
+    }
 }
 
 /// CPU time the hypervisor gave other guests while this one wanted it ("steal", /proc/stat),

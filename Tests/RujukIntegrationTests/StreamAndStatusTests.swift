@@ -141,6 +141,48 @@ import Testing
             try hospital.ledger.pool.read { try String.fetchOne($0, sql: "SELECT webhook_done_at FROM notification WHERE seq = 1") } != nil
         }
     }
+    /// A backlog reaches the agency system's webhook in order, each notification once; one that
+    /// fails is retried in its place, under its key, before those after it, and the ledger
+    /// records each as delivered with its number of attempts.
+    @Test func aBacklogReachesTheWebhookInOrderWithAFailureRetriedInPlace() async throws {
+        let keys = Locked<[String]>([])
+        let router = Router()
+        router.post("/hook") { request, _ -> HTTPResponse.Status in
+            let key = request.headers[.init("Idempotency-Key")!] ?? ""
+            let first = keys.withLock { list in
+                defer { list.append(key) }
+                return !list.contains(key)
+            }
+            return first && key.hasSuffix("-3") ? .serviceUnavailable : .ok
+        }
+        let port = Locked<Int?>(nil)
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), onServerRunning: { channel in port.withLock { $0 = channel.localAddress?.port } })
+        let server = Task { try await app.run() }
+        defer { server.cancel() }
+        try await waitFor("webhook server listens") { port.current != nil }
+
+        // Queued at the broker while the hospital's adapter is not running: it stores them
+        // together when it connects, and its webhook has a backlog.
+        let network = try Network()
+        let police = try network.adapter("polda-kepri")
+        for index in 0..<5 { _ = try police.refer(Network.request(name: "Pasien \(index)")) }
+        try await waitFor("the broker holds the five") { try network.broker.store.pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM delivery WHERE receipted_at IS NULL") } == 5 }
+        let configuration = AdapterConfiguration(
+            agency: "rsud-embung-fatimah", broker: network.broker.routerEndpoint, api: HostPort(host: "127.0.0.1", port: 0),
+            dataDirectory: network.directory.appendingPathComponent("adapters"), token: "t", heartbeatMs: 500,
+            webhook: WebhookConfiguration(url: URL(string: "http://127.0.0.1:\(port.current!)/hook")!, maxAttempts: 5, timeout: 5),
+            keys: Network.keys.agencies["rsud-embung-fatimah"], brokerKey: Network.keys.broker.curvePublic)
+        let hospital = try Adapter(configuration: configuration, registry: Network.registry, sla: .standard, context: network.context, logger: network.logger)
+        let task = Task { try await hospital.run() }
+        defer { task.cancel(); hospital.shutdown() }
+
+        try await waitFor("every notification recorded as delivered", timeout: 20) {
+            try hospital.ledger.pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM notification WHERE webhook_done_at IS NOT NULL") } == 5
+        }
+        #expect(keys.current == [1, 2, 3, 3, 4, 5].map { "rujuk-rsud-embung-fatimah-\($0)" })
+        let attempts = try await hospital.ledger.pool.read { try Int.fetchAll($0, sql: "SELECT webhook_attempts FROM notification ORDER BY seq") }
+        #expect(attempts == [1, 1, 2, 1, 1])
+    }
 }
 
 extension Thread {
