@@ -103,30 +103,18 @@ import Testing
     @Test func webhookRetriesWithTheSameIdempotencyKeyUntilAccepted() async throws {
         struct Received: Sendable { var key: String; var body: String }
         let received = Locked<[Received]>([])
-        let router = Router()
-        router.post("/hook") { request, _ -> HTTPResponse.Status in
-            var request = request
-            let body = try await request.collectBody(upTo: 1 << 20)
+        let (port, server) = try await webhookEndpoint { key, body in
             let attempt = received.withLock { list in
-                list.append(Received(key: request.headers[.init("Idempotency-Key")!] ?? "", body: String(buffer: body)))
+                list.append(Received(key: key, body: body))
                 return list.count
             }
             return attempt == 1 ? .internalServerError : .ok
         }
-        let port = Locked<Int?>(nil)
-        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), onServerRunning: { channel in port.withLock { $0 = channel.localAddress?.port } })
-        let server = Task { try await app.run() }
         defer { server.cancel() }
-        try await waitFor("webhook server listens") { port.current != nil }
 
         let network = try Network()
         let police = try network.adapter("polda-kepri")
-        let configuration = AdapterConfiguration(
-            agency: "rsud-embung-fatimah", broker: network.broker.routerEndpoint, api: HostPort(host: "127.0.0.1", port: 0),
-            dataDirectory: network.directory.appendingPathComponent("adapters"), token: "t", heartbeatMs: 500,
-            webhook: WebhookConfiguration(url: URL(string: "http://127.0.0.1:\(port.current!)/hook")!, maxAttempts: 5, timeout: 5),
-            keys: Network.keys.agencies["rsud-embung-fatimah"], brokerKey: Network.keys.broker.curvePublic)
-        let hospital = try Adapter(configuration: configuration, registry: Network.registry, sla: .standard, context: network.context, logger: network.logger)
+        let hospital = try hospitalWithWebhook(network, port: port)
         let task = Task { try await hospital.run() }
         defer { task.cancel(); hospital.shutdown() }
 
@@ -146,20 +134,14 @@ import Testing
     /// records each as delivered with its number of attempts.
     @Test func aBacklogReachesTheWebhookInOrderWithAFailureRetriedInPlace() async throws {
         let keys = Locked<[String]>([])
-        let router = Router()
-        router.post("/hook") { request, _ -> HTTPResponse.Status in
-            let key = request.headers[.init("Idempotency-Key")!] ?? ""
+        let (port, server) = try await webhookEndpoint { key, _ in
             let first = keys.withLock { list in
                 defer { list.append(key) }
                 return !list.contains(key)
             }
             return first && key.hasSuffix("-3") ? .serviceUnavailable : .ok
         }
-        let port = Locked<Int?>(nil)
-        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), onServerRunning: { channel in port.withLock { $0 = channel.localAddress?.port } })
-        let server = Task { try await app.run() }
         defer { server.cancel() }
-        try await waitFor("webhook server listens") { port.current != nil }
 
         // Queued at the broker while the hospital's adapter is not running: it stores them
         // together when it connects, and its webhook has a backlog.
@@ -167,12 +149,7 @@ import Testing
         let police = try network.adapter("polda-kepri")
         for index in 0..<5 { _ = try police.refer(Network.request(name: "Pasien \(index)")) }
         try await waitFor("the broker holds the five") { try network.broker.store.pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM delivery WHERE receipted_at IS NULL") } == 5 }
-        let configuration = AdapterConfiguration(
-            agency: "rsud-embung-fatimah", broker: network.broker.routerEndpoint, api: HostPort(host: "127.0.0.1", port: 0),
-            dataDirectory: network.directory.appendingPathComponent("adapters"), token: "t", heartbeatMs: 500,
-            webhook: WebhookConfiguration(url: URL(string: "http://127.0.0.1:\(port.current!)/hook")!, maxAttempts: 5, timeout: 5),
-            keys: Network.keys.agencies["rsud-embung-fatimah"], brokerKey: Network.keys.broker.curvePublic)
-        let hospital = try Adapter(configuration: configuration, registry: Network.registry, sla: .standard, context: network.context, logger: network.logger)
+        let hospital = try hospitalWithWebhook(network, port: port)
         let task = Task { try await hospital.run() }
         defer { task.cancel(); hospital.shutdown() }
 
@@ -182,6 +159,37 @@ import Testing
         #expect(keys.current == [1, 2, 3, 3, 4, 5].map { "rujuk-rsud-embung-fatimah-\($0)" })
         let attempts = try await hospital.ledger.pool.read { try Int.fetchAll($0, sql: "SELECT webhook_attempts FROM notification ORDER BY seq") }
         #expect(attempts == [1, 1, 2, 1, 1])
+    }
+
+    /// The agency system's end of a webhook: an HTTP server on a free loopback port answering
+    /// each POST with `answer(idempotency key, body)`. Cancel the task to stop it.
+    func webhookEndpoint(_ answer: @escaping @Sendable (String, String) -> HTTPResponse.Status) async throws -> (port: Int, server: Task<Void, any Error>) {
+        let router = Router()
+        router.post("/hook") { request, _ -> HTTPResponse.Status in
+            var request = request
+            let body = try await request.collectBody(upTo: 1 << 20)
+            return answer(request.headers[.init("Idempotency-Key")!] ?? "", String(buffer: body))
+        }
+        let port = Locked<Int?>(nil)
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), onServerRunning: { channel in port.withLock { $0 = channel.localAddress?.port } })
+        let server = Task { try await app.run() }
+        do {
+            try await waitFor("webhook server listens") { port.current != nil }
+        } catch {
+            server.cancel()
+            throw error
+        }
+        return (port.current!, server)
+    }
+
+    /// RSUD Embung Fatimah's adapter, not yet running, its webhook pointed at `port`.
+    func hospitalWithWebhook(_ network: Network, port: Int) throws -> Adapter {
+        let configuration = AdapterConfiguration(
+            agency: "rsud-embung-fatimah", broker: network.broker.routerEndpoint, api: HostPort(host: "127.0.0.1", port: 0),
+            dataDirectory: network.directory.appendingPathComponent("adapters"), token: "t", heartbeatMs: 500,
+            webhook: WebhookConfiguration(url: URL(string: "http://127.0.0.1:\(port)/hook")!, maxAttempts: 5, timeout: 5),
+            keys: Network.keys.agencies["rsud-embung-fatimah"], brokerKey: Network.keys.broker.curvePublic)
+        return try Adapter(configuration: configuration, registry: Network.registry, sla: .standard, context: network.context, logger: network.logger)
     }
 }
 
