@@ -233,8 +233,8 @@ import Testing
         // One B-tree opened for writing, the table's own (a WITHOUT ROWID row is rewritten by an
         // IdxInsert into it); with the status in the agency indexes, three, and two IdxDeletes.
         #expect(statusChange.filter { $0 == "OpenWrite" }.count == 1 && !statusChange.contains("IdxDelete"), "\(statusChange)")
-        for (index, agency) in [("handoff_from", "polda-kepri"), ("handoff_to", "rsud-embung-fatimah")] {
-            #expect(try store.pool.read { try String.fetchAll($0, sql: "SELECT id FROM handoff INDEXED BY \(index) WHERE \(index == "handoff_from" ? "from_agency" : "to_agency") = ?", arguments: [agency]) } == ["m1"],
+        for (index, column, agency) in [("handoff_from", "from_agency", "polda-kepri"), ("handoff_to", "to_agency", "rsud-embung-fatimah")] {
+            #expect(try store.pool.read { try String.fetchAll($0, sql: "SELECT id FROM handoff INDEXED BY \(index) WHERE \(column) = ?", arguments: [agency]) } == ["m1"],
                     "the rebuilt \(index) holds the handoff stored before it")
         }
         #expect(try store.pool.read { try String.fetchAll($0, sql: "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'handoff' AND sql LIKE '%status%'") } == [])
