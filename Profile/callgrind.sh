@@ -23,7 +23,7 @@ for count in "$small" "$large"; do
     mkdir -p "$out/$count"
     RUJUK_MAIN_THREAD_WAITS=1 valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$out/$count/callgrind" \
         "$out/rujuk" bench --config Config/rujuk.toml --count "$count" --runs 1 --rate 100 --seconds 1 \
-        --sweep-handoffs 0 --api-requests 0 >"$out/$count/bench.log" 2>"$out/$count/valgrind.log"
+        --sweep-handoffs 0 --api-requests 0 --events 0 >"$out/$count/bench.log" 2>"$out/$count/valgrind.log"
     for file in "$out/$count"/callgrind-*; do
         callgrind_annotate --inclusive=no --threshold=100 "$file" >"$file.self" 2>/dev/null
         callgrind_annotate --inclusive=yes --threshold=100 "$file" >"$file.inclusive" 2>/dev/null

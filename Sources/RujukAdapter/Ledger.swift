@@ -347,15 +347,23 @@ extension Ledger {
     }
 
     private func recordEvent(_ db: Database, _ event: HandoffEvent, origin: String, stamp: String, updateStatus: Bool = true) throws {
-        try db.run(statements, "INSERT INTO event (id, referral_id, status, by_agency, reason, outcome, at, recorded_at, origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                   .text(event.id), .text(event.referralId), .text(event.status.rawValue), .text(event.by), .optional(event.reason),
-                   .optional(event.outcome), .text(Timestamp.format(event.at)), .text(stamp), .text(origin))
+        try insertEvent(db, event, origin: origin, stamp: stamp)
         guard updateStatus else { return }
         // A status change can resolve an escalation, make a clock run out or end the clocks:
         // the next check is set as the sweep would set it, at once when there is something to do.
         let next = try nextCheck(db, afterChangeOf: event.referralId, to: event.status, now: Timestamp.parse(stamp) ?? clock.now())
+        try setStatus(db, event, stamp: stamp, nextCheck: next)
+    }
+
+    private func insertEvent(_ db: Database, _ event: HandoffEvent, origin: String, stamp: String) throws {
+        try db.run(statements, "INSERT INTO event (id, referral_id, status, by_agency, reason, outcome, at, recorded_at, origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   .text(event.id), .text(event.referralId), .text(event.status.rawValue), .text(event.by), .optional(event.reason),
+                   .optional(event.outcome), .text(Timestamp.format(event.at)), .text(stamp), .text(origin))
+    }
+
+    private func setStatus(_ db: Database, _ event: HandoffEvent, stamp: String, nextCheck: Date?) throws {
         try db.run(statements, "UPDATE referral SET status = ?, updated_at = ?, next_check_at = ? WHERE id = ?",
-                   .text(event.status.rawValue), .text(stamp), .optional(next.map(Timestamp.format)), .text(event.referralId))
+                   .text(event.status.rawValue), .text(stamp), .optional(nextCheck.map(Timestamp.format)), .text(event.referralId))
     }
 
     func notify(_ db: Database, type: String, referralID: String, view: HandoffView? = nil, event: HandoffEvent? = nil, error: ProtocolError? = nil,
@@ -415,7 +423,7 @@ extension Ledger {
                         if try storeReceivedEscalation(db, escalation, payload: payload, stamp: stamp) { new += 1 }
                     case .event:
                         let event = try JSONCoding.decode(HandoffEvent.self, from: payload, what: "DELIVER")
-                        if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM event WHERE id = ?"), arguments: [event.id]) != true {
+                        if try db.first(statements, "SELECT 1 FROM event WHERE id = ?", .text(event.id), read: { _ in true }) != true {
                             try applyRemote(db, event, stamp: stamp)
                             new += 1
                         }
@@ -476,25 +484,47 @@ extension Ledger {
         return array
     }
 
+    /// Applies an event another agency made (delivered by the broker) and tells the agency
+    /// system. The handoff is read once, for the transition, the SLA clocks' next check and the
+    /// notification's view: a sender's adapter does this for every referral it sent, and three
+    /// readings of the row (through GRDB's `Row`, which copies every column and builds a
+    /// dictionary of their names) were the largest part of its work in a drain.
     private func applyRemote(_ db: Database, _ event: HandoffEvent, stamp: String) throws {
-        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT from_agency, to_agency, status FROM referral WHERE id = ?"), arguments: [event.referralId]) else {
+        let now = Timestamp.parse(stamp) ?? clock.now()
+        guard let (stored, clocks) = try db.first(statements, Self.remoteEventHandoff, .text(event.referralId), read: { row in
+            (Self.view(row, now: now), RowClocks(row, from: ViewColumn.count))
+        }) else {
             throw RujukError(.notFound, "event \(event.id) is for unknown referral \(event.referralId)")
         }
-        let role: HandoffRole = event.by == (row[0] as String) ? .sender : .recipient
-        var machine = HandoffStateMachine(status: HandoffStatus(rawValue: row[2]) ?? .requested)
+        let role: HandoffRole = event.by == stored.from ? .sender : .recipient
+        var machine = HandoffStateMachine(status: stored.status)
         for status in machine.path(to: event.status, by: role) where status != event.status {
             try? machine.apply(status, by: role)
         }
+        var handoff = stored
+        try insertEvent(db, event, origin: "remote", stamp: stamp)
         if (try? machine.apply(event.status, by: role)) != nil {
-            try recordEvent(db, event, origin: "remote", stamp: stamp)
-        } else {
-            // Recorded for the history, but it cannot move the status (the broker's order
-            // decides; this copy will follow the events that come after it).
-            try db.cachedStatement(sql: "INSERT INTO event (id, referral_id, status, by_agency, reason, outcome, at, recorded_at, origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'remote')").execute(
-                           arguments: [event.id, event.referralId, event.status.rawValue, event.by, event.reason, event.outcome, Timestamp.format(event.at), stamp])
+            let next = nextCheck(afterChangeTo: event.status, direction: stored.direction ?? "", priority: stored.priority,
+                                 deadlines: Deadlines(receive: stored.dueReceive, respond: stored.dueRespond, complete: stored.dueComplete),
+                                 state: clocks.state, told: clocks.told, now: now)
+            try setStatus(db, event, stamp: stamp, nextCheck: next)
+            // The row as the UPDATE left it.
+            handoff.status = event.status
+            handoff.updatedAt = now
+            handoff.overdue = Breach.at(now, status: event.status, dueReceive: stored.dueReceive, dueRespond: stored.dueRespond, dueComplete: stored.dueComplete)
         }
-        try notify(db, type: "handoff.updated", referralID: event.referralId, event: event, stamp: stamp)
+        // Otherwise recorded for the history only: it cannot move the status (the broker's order
+        // decides; this copy will follow the events that come after it).
+        try notify(db, type: "handoff.updated", referralID: event.referralId, view: handoff, event: event, stamp: stamp)
     }
+
+    /// The handoff an event from another agency applies to: the view's columns (no body), then
+    /// the clocks' (`RowClocks`). Written out, as a literal the prepared statements are found by;
+    /// `LedgerTests` checks that it begins with `viewColumnsWithoutBody`.
+    static let remoteEventHandoff: StaticString = """
+        SELECT id, case_ref, from_agency, to_agency, service, priority, province, regency, reason, status, created_at, due_receive, due_respond,
+        due_complete, updated_at, direction, delivery, NULL, esc_level, esc_clock, esc_since, told FROM referral WHERE id = ?
+        """
 
     /// Records the broker's COMMIT for outbox messages.
     func markCommitted(_ ids: [String]) throws {
@@ -542,8 +572,12 @@ extension Ledger {
     }
 
     func view(_ db: Database, _ id: String, history: Bool, body: Bool) throws -> HandoffView? {
-        guard let row = try Row.fetchOne(db.cachedStatement(sql: body ? Self.viewByIDWithBody : Self.viewByID), arguments: [id]) else { return nil }
-        var view = Self.view(row, now: clock.now())
+        let now = clock.now()
+        let found = body
+            ? try Row.fetchOne(db.cachedStatement(sql: Self.viewByIDWithBody), arguments: [id]).map { Self.view($0, now: now) }
+            // The one a notification reads, inside the write that makes it.
+            : try db.first(statements, Self.viewByID, .text(id)) { Self.view($0, now: now) }
+        guard var view = found else { return nil }
         if history {
             view.history = try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM event WHERE referral_id = ? ORDER BY seq"), arguments: [id]).map(Self.event)
         }
@@ -575,17 +609,22 @@ extension Ledger {
     static let viewColumnsWithBody = viewColumns + ", body"
     static let viewColumnsWithoutBody = viewColumns + ", NULL"
     // Built once: the statement cache is keyed by the SQL text, hashed on every use.
-    private static let viewByID = "SELECT \(viewColumnsWithoutBody) FROM referral WHERE id = ?"
     private static let viewByIDWithBody = "SELECT \(viewColumnsWithBody) FROM referral WHERE id = ?"
+    /// Written out, as a literal the prepared statements are found by; `LedgerTests` checks that
+    /// it selects `viewColumnsWithoutBody`.
+    static let viewByID: StaticString = """
+        SELECT id, case_ref, from_agency, to_agency, service, priority, province, regency, reason, status, created_at, due_receive, due_respond,
+        due_complete, updated_at, direction, delivery, NULL FROM referral WHERE id = ?
+        """
 
     /// A handoff's view from a row that begins with `viewColumnsWithBody` or
     /// `viewColumnsWithoutBody`.
-    static func view(_ row: Row, now: Date) -> HandoffView {
-        func text(_ column: ViewColumn) -> String { row[column.rawValue] }
-        func date(_ column: ViewColumn) -> Date { Timestamp.parse(row[column.rawValue]) ?? .distantPast }
+    static func view<R: ViewRow>(_ row: R, now: Date) -> HandoffView {
+        func text(_ column: ViewColumn) -> String { row.text(column.rawValue) }
+        func date(_ column: ViewColumn) -> Date { Timestamp.parse(text(column)) ?? .distantPast }
         let status = HandoffStatus(rawValue: text(.status)) ?? .requested
         let dueReceive = date(.dueReceive), dueRespond = date(.dueRespond), dueComplete = date(.dueComplete)
-        let raw: Data? = row[ViewColumn.body.rawValue]
+        let raw = row.optionalBlob(ViewColumn.body.rawValue)
         return HandoffView(
             id: text(.id), caseRef: text(.caseRef), from: text(.from), to: text(.to),
             service: Service(rawValue: text(.service)) ?? .medicalCare, priority: Priority(rawValue: text(.priority)) ?? .routine,
@@ -593,7 +632,7 @@ extension Ledger {
             createdAt: date(.createdAt), dueReceive: dueReceive, dueRespond: dueRespond, dueComplete: dueComplete,
             updatedAt: date(.updatedAt),
             overdue: Breach.at(now, status: status, dueReceive: dueReceive, dueRespond: dueRespond, dueComplete: dueComplete),
-            body: raw.flatMap { try? JSONCoding.decode(ReferralBody.self, from: [UInt8]($0), what: "ledger") },
+            body: raw.flatMap { try? JSONCoding.decode(ReferralBody.self, from: $0, what: "ledger") },
             direction: text(.direction), delivery: text(.delivery)
         )
     }
@@ -658,4 +697,22 @@ public struct LedgerSummary: Sendable, Codable, Equatable {
         case queued, overdue
         case awaitingResponse = "awaiting_response"
     }
+}
+
+/// A row `Ledger.view(_:now:)` reads by position: GRDB's, or the hot path's `SQLRow`.
+protocol ViewRow {
+    /// A column's text; "" for NULL.
+    func text(_ column: Int) -> String
+    /// A column's bytes; nil for NULL.
+    func optionalBlob(_ column: Int) -> [UInt8]?
+}
+
+extension Row: ViewRow {
+    func text(_ column: Int) -> String { (self[column] as String?) ?? "" }
+    func optionalBlob(_ column: Int) -> [UInt8]? { (self[column] as Data?).map { [UInt8]($0) } }
+}
+
+extension SQLRow: ViewRow {
+    func text(_ column: Int) -> String { text(Int32(column)) }
+    func optionalBlob(_ column: Int) -> [UInt8]? { isNull(Int32(column)) ? nil : blob(Int32(column)) }
 }

@@ -62,24 +62,28 @@ extension Ledger {
     /// a change leaves with nothing to do is not read and written again by the next sweep, in
     /// a transaction of its own (that was most of a sender's work for each `received` event).
     func nextCheck(_ db: Database, afterChangeOf referralID: String, to status: HandoffStatus, now: Date) throws -> Date? {
-        let policy = sla.escalation
         let next = try db.first(statements, "SELECT direction, priority, due_receive, due_respond, due_complete, esc_level, esc_clock, esc_since, told FROM referral WHERE id = ?",
                                 .text(referralID)) { row -> Date? in
             func date(_ column: Int32) -> Date { Timestamp.parse(row.text(column)) ?? .distantPast }
-            let deadlines = Deadlines(receive: date(2), respond: date(3), complete: date(4))
-            if row.text(0) == "outbound" {
-                let state = EscalationState(level: Int(row.int(5)), clock: Breach(rawValue: row.text(6)),
-                                            since: row.isNull(7) ? nil : Timestamp.parse(row.text(7)))
-                guard SLAClock.senderStep(now: now, status: status, deadlines: deadlines, state: state, level2After: policy.level2After) == .none else { return now }
-                return SLAClock.senderNextCheck(status: status, deadlines: deadlines, state: state, level2After: policy.level2After)
-            }
-            let lead = policy.warnBefore[Priority(rawValue: row.text(1)) ?? .routine] ?? 0
-            let told = Set(row.text(8).split(separator: " ").map(String.init))
-            guard SLAClock.recipientStep(now: now, status: status, deadlines: deadlines, told: told, lead: lead) == .none else { return now }
-            return SLAClock.recipientNextCheck(status: status, deadlines: deadlines, told: told, lead: lead)
+            let clocks = RowClocks(row, from: 5)
+            return nextCheck(afterChangeTo: status, direction: row.text(0), priority: Priority(rawValue: row.text(1)) ?? .routine,
+                             deadlines: Deadlines(receive: date(2), respond: date(3), complete: date(4)), state: clocks.state, told: clocks.told, now: now)
         }
         // No such row: nothing for the sweep (the UPDATE that follows changes nothing either).
         return next ?? nil
+    }
+
+    /// The next check of a handoff whose status changes to `status` now, from what its row holds.
+    func nextCheck(afterChangeTo status: HandoffStatus, direction: String, priority: Priority, deadlines: Deadlines,
+                   state: EscalationState, told: Set<String>, now: Date) -> Date? {
+        let policy = sla.escalation
+        if direction == "outbound" {
+            guard SLAClock.senderStep(now: now, status: status, deadlines: deadlines, state: state, level2After: policy.level2After) == .none else { return now }
+            return SLAClock.senderNextCheck(status: status, deadlines: deadlines, state: state, level2After: policy.level2After)
+        }
+        let lead = policy.warnBefore[priority] ?? 0
+        guard SLAClock.recipientStep(now: now, status: status, deadlines: deadlines, told: told, lead: lead) == .none else { return now }
+        return SLAClock.recipientNextCheck(status: status, deadlines: deadlines, told: told, lead: lead)
     }
 
     // MARK: - Sender
@@ -221,5 +225,19 @@ private struct SweptHandoff {
         state = EscalationState(level: row[clocks], clock: clock.flatMap(Breach.init(rawValue:)), since: since.flatMap(Timestamp.parse))
         targets = (row[clocks + 3] as String).split(separator: " ").map(String.init)
         told = Set((row[clocks + 4] as String).split(separator: " ").map(String.init))
+    }
+}
+
+/// A handoff's escalation state and the warnings already told, from the four columns
+/// `esc_level, esc_clock, esc_since, told` of a row, the first of them at `first`.
+struct RowClocks {
+    var state: EscalationState
+    var told: Set<String>
+
+    init(_ row: SQLRow, from first: Int) {
+        let first = Int32(first)
+        state = EscalationState(level: Int(row.int(first)), clock: Breach(rawValue: row.text(first + 1)),
+                                since: row.isNull(first + 2) ? nil : Timestamp.parse(row.text(first + 2)))
+        told = Set(row.text(first + 3).split(separator: " ").map(String.init))
     }
 }

@@ -47,6 +47,18 @@ public enum JSONParser {
         }
     }
 
+    /// Whether none of a word's eight bytes is a quote, a backslash, a control character or
+    /// outside ASCII: the reader's and the writer's strings are scanned eight bytes at a time
+    /// while this holds. Each test is the classic "has a zero byte" (or "has a byte below n"):
+    /// exact as a yes or no, which is all that is asked of it.
+    @inline(__always)
+    static func isPlain(_ word: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101, high: UInt64 = 0x8080_8080_8080_8080
+        let quote = word ^ (ones &* 0x22), backslash = word ^ (ones &* 0x5C)
+        let flagged = ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | ((word &- ones &* 0x20) & ~word) | word
+        return flagged & high == 0
+    }
+
     private struct Reader {
         let bytes: UnsafeBufferPointer<UInt8>
         var index = 0
@@ -154,7 +166,7 @@ public enum JSONParser {
             while index < bytes.count {
                 // Eight bytes at a time while none needs a look (a sealed body's base64 is most of
                 // a referral's bytes); the byte that does, and the rest of its word, one by one.
-                while index + 8 <= bytes.count, Self.isPlain(UnsafeRawPointer(bytes.baseAddress!).loadUnaligned(fromByteOffset: index, as: UInt64.self)) {
+                while index + 8 <= bytes.count, JSONParser.isPlain(UnsafeRawPointer(bytes.baseAddress!).loadUnaligned(fromByteOffset: index, as: UInt64.self)) {
                     index += 8
                 }
                 guard index < bytes.count else { break }
@@ -210,17 +222,6 @@ public enum JSONParser {
                 }
             }
             throw FastJSONMiss()
-        }
-
-        /// Whether none of a word's eight bytes is a quote, a backslash, a control character or
-        /// outside ASCII. Each test is the classic "has a zero byte" (or "has a byte below n"):
-        /// exact as a yes or no, which is all that is asked of it.
-        @inline(__always)
-        static func isPlain(_ word: UInt64) -> Bool {
-            let ones: UInt64 = 0x0101_0101_0101_0101, high: UInt64 = 0x8080_8080_8080_8080
-            let quote = word ^ (ones &* 0x22), backslash = word ^ (ones &* 0x5C)
-            let flagged = ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | ((word &- ones &* 0x20) & ~word) | word
-            return flagged & high == 0
         }
 
         mutating func hex4() throws(FastJSONMiss) -> UInt32 {
@@ -397,12 +398,19 @@ public struct JSONWriter {
         bytes.append(UInt8(ascii: "\""))
         var text = text
         text.withUTF8 { utf8 in
-            var runStart = 0
-            for index in 0..<utf8.count {
+            var runStart = 0, index = 0
+            while index < utf8.count {
+                // Eight bytes at a time while none needs a look, as the reader scans; a byte
+                // outside ASCII is looked at (and kept as it is) like one that needs escaping.
+                while index + 8 <= utf8.count, JSONParser.isPlain(UnsafeRawPointer(utf8.baseAddress!).loadUnaligned(fromByteOffset: index, as: UInt64.self)) {
+                    index += 8
+                }
+                guard index < utf8.count else { break }
                 let byte = utf8[index]
+                index += 1
                 guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
-                bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<index]))
-                runStart = index + 1
+                bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<(index - 1)]))
+                runStart = index
                 bytes.append(UInt8(ascii: "\\"))
                 switch byte {
                 case UInt8(ascii: "\""), UInt8(ascii: "\\"): bytes.append(byte)
@@ -442,7 +450,12 @@ public struct JSONWriter {
     }
 
     public mutating func date(_ date: Date) {
-        string(Timestamp.format(date))
+        // `Timestamp`'s form has nothing to escape.
+        separate()
+        bytes.append(UInt8(ascii: "\""))
+        Timestamp.append(date, to: &bytes)
+        bytes.append(UInt8(ascii: "\""))
+        needsComma = true
     }
 
     public mutating func strings(_ values: [String]) {

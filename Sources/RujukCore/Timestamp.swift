@@ -6,27 +6,57 @@ import Foundation
 /// parses several of these per message on its hot path.
 public enum Timestamp {
     public static func format(_ date: Date) -> String {
-        let totalMilliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
-        var days = totalMilliseconds >= 0 ? totalMilliseconds / 86_400_000 : (totalMilliseconds - 86_399_999) / 86_400_000
-        var remainder = totalMilliseconds - days * 86_400_000
-        let hour = remainder / 3_600_000; remainder %= 3_600_000
-        let minute = remainder / 60_000; remainder %= 60_000
-        let second = remainder / 1000
-        let millisecond = remainder % 1000
-        // Civil-from-days (Howard Hinnant's algorithm).
-        days += 719_468
-        let era = (days >= 0 ? days : days - 146_096) / 146_097
-        let dayOfEra = days - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
-        var year = yearOfEra + era * 400
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let mp = (5 * dayOfYear + 2) / 153
-        let day = dayOfYear - (153 * mp + 2) / 5 + 1
-        let month = mp < 10 ? mp + 3 : mp - 9
-        if month <= 2 { year += 1 }
-        guard (0...9999).contains(year) else { return String(format: "%04lld-%02lld-%02lldT%02lld:%02lld:%02lld.%03lldZ", year, month, day, hour, minute, second, millisecond) }
+        let fields = Fields(date)
+        guard fields.fitsFourDigits else { return fields.formatted }
         // 24 ASCII bytes written in place: this runs several times per referral.
-        return String(unsafeUninitializedCapacity: 24) { buffer in
+        return String(unsafeUninitializedCapacity: 24) { fields.write(into: $0); return 24 }
+    }
+
+    /// Appends `format(date)`'s bytes, without making the string: a JSON writer puts several
+    /// instants into every notification.
+    public static func append(_ date: Date, to bytes: inout [UInt8]) {
+        let fields = Fields(date)
+        guard fields.fitsFourDigits else { bytes.append(contentsOf: fields.formatted.utf8); return }
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 24) { buffer in
+            fields.write(into: buffer)
+            bytes.append(contentsOf: UnsafeBufferPointer(buffer))
+        }
+    }
+
+    /// An instant's calendar fields in UTC, to the millisecond.
+    private struct Fields {
+        var year, month, day, hour, minute, second, millisecond: Int64
+
+        init(_ date: Date) {
+            let totalMilliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+            var days = totalMilliseconds >= 0 ? totalMilliseconds / 86_400_000 : (totalMilliseconds - 86_399_999) / 86_400_000
+            var remainder = totalMilliseconds - days * 86_400_000
+            hour = remainder / 3_600_000; remainder %= 3_600_000
+            minute = remainder / 60_000; remainder %= 60_000
+            second = remainder / 1000
+            millisecond = remainder % 1000
+            // Civil-from-days (Howard Hinnant's algorithm).
+            days += 719_468
+            let era = (days >= 0 ? days : days - 146_096) / 146_097
+            let dayOfEra = days - era * 146_097
+            let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
+            year = yearOfEra + era * 400
+            let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+            let mp = (5 * dayOfYear + 2) / 153
+            day = dayOfYear - (153 * mp + 2) / 5 + 1
+            month = mp < 10 ? mp + 3 : mp - 9
+            if month <= 2 { year += 1 }
+        }
+
+        var fitsFourDigits: Bool { (0...9999).contains(year) }
+
+        /// Any year, through `String(format:)`.
+        var formatted: String {
+            String(format: "%04lld-%02lld-%02lldT%02lld:%02lld:%02lld.%03lldZ", year, month, day, hour, minute, second, millisecond)
+        }
+
+        /// The 24 bytes, for a year of four digits, into a buffer of at least 24.
+        func write(into buffer: UnsafeMutableBufferPointer<UInt8>) {
             func put(_ value: Int64, _ width: Int, at offset: Int) {
                 var value = value
                 for index in stride(from: offset + width - 1, through: offset, by: -1) {
@@ -41,7 +71,6 @@ public enum Timestamp {
             put(minute, 2, at: 14); buffer[16] = UInt8(ascii: ":")
             put(second, 2, at: 17); buffer[19] = UInt8(ascii: ".")
             put(millisecond, 3, at: 20); buffer[23] = UInt8(ascii: "Z")
-            return 24
         }
     }
 

@@ -30,6 +30,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "full or normal.") var durability: String = "full"
     @Option(help: "Throughput runs; the median is reported.") var runs = 3
     @Option(help: "Open handoffs in the ledger for the SLA sweep benchmark (0 skips it).") var sweepHandoffs = 1_000_000
+    @Option(help: "`received` events a sender's ledger applies, per round, in the events benchmark (0 skips it).") var events = 20_000
     @Option(help: "Referrals in flight (sent, not yet received) in the throughput run.") var window = 2000
     @Option(help: "Referrals stored for an offline agency before the broker restart benchmark (0 skips it).") var stored = 0
     @Option(help: "Referrals POSTed to a sender adapter's API, from one connection and then from --api-connections (0 skips it).") var apiRequests = 5000
@@ -92,9 +93,62 @@ struct BenchCommand: AsyncParsableCommand {
         if apiRequests > 0 {
             try await apiBenchmark(directory: directory.appendingPathComponent("api"), requests: apiRequests, connections: apiConnections, broker: broker, keys: keys, registry: registry, durability: durability, transport: transport)
         }
+        if events > 0 {
+            try eventsBenchmark(directory: directory.appendingPathComponent("events"), events: events, sla: config.sla, registry: config.registry)
+        }
         if sweepHandoffs > 0 {
             try sweepBenchmark(directory: directory.appendingPathComponent("sweep"), handoffs: sweepHandoffs, sla: config.sla, registry: config.registry)
         }
+    }
+
+    /// The sender's side of every handoff: its ledger applying the `received` events the broker
+    /// delivers for referrals it sent, as its link does in a drain — in batches of 64, each one
+    /// transaction with its notifications. Three rounds of `events`, each on handoffs of its own;
+    /// the median round is reported, in wall time and CPU per event (the work is on this thread).
+    func eventsBenchmark(directory: URL, events: Int, sla: SLAPolicy, registry: AgencyRegistry) throws {
+        let clock = SystemClock()
+        let ledger = try Ledger(directory: directory, agency: "polda-kepri", durability: .full, clock: clock, sla: sla, registry: registry)
+        let now = clock.now()
+        let stamp = Timestamp.format(now), later = Timestamp.format(now + 30 * 86400)
+        let rounds = 3
+        var ids: [String] = []
+        ids.reserveCapacity(rounds * events)
+        try ledger.pool.write { db in
+            for index in 0..<(rounds * events) {
+                let id = MessageID.make(at: now)
+                ids.append(id)
+                try db.run(ledger.statements, """
+                    INSERT INTO referral (id, direction, case_ref, from_agency, to_agency, service, priority, province, regency, reason, status, delivery,
+                        created_at, due_receive, due_respond, due_complete, updated_at, raw, next_check_at, body)
+                    VALUES (?, 'outbound', ?, 'polda-kepri', 'rsud-embung-fatimah', 'medical_care', 'routine', 'ID-KR', 'Batam', 'benchmark', 'requested', 'sent',
+                        ?, ?, ?, ?, ?, ?, ?, ?)
+                    """, .text(id), .text("BENCH-\(index)"), .text(stamp), .text(later), .text(later), .text(later), .text(stamp), .blob([0x7B, 0x7D]), .text(later), .blob([0x7B, 0x7D]))
+            }
+        }
+        var perEvent: [(wall: Double, cpu: ProcessCPU)] = []
+        for round in 0..<rounds {
+            let deliveries = ids[(round * events)..<((round + 1) * events)].map { id in
+                let event = HandoffEvent(referralId: id, by: "rsud-embung-fatimah", status: .received, at: clock.now())
+                return (DeliveryHeader(kind: .event, id: event.id, attempt: 1), JSONCoding.encode(event))
+            }
+            let start = DispatchTime.now().uptimeNanoseconds, cpuBefore = ProcessCPU.now()
+            var applied = 0
+            for batch in stride(from: 0, to: deliveries.count, by: 64) {
+                applied += try ledger.storeDeliveries(Array(deliveries[batch..<min(batch + 64, deliveries.count)])).new
+            }
+            let cpu = ProcessCPU.now() - cpuBefore
+            perEvent.append((Double(DispatchTime.now().uptimeNanoseconds - start) / 1e3 / Double(events), cpu))
+            let received = try ledger.pool.read { db in
+                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM referral WHERE direction = 'outbound' AND status = 'received'") ?? 0
+            }
+            guard applied == events, received == (round + 1) * events else {
+                throw CLIError("events benchmark: applied \(applied) of \(events), \(received) handoffs received after round \(round + 1)")
+            }
+        }
+        let median = perEvent.sorted { $0.wall < $1.wall }[rounds / 2]
+        print(String(format: "a sender's ledger applying `received` events, %d a round in batches of 64 (3 rounds): median %.1f µs per event; ", events, median.wall)
+              + median.cpu.perItem(events, "event"))
+        _ = try ledger.close()
     }
 
     /// The SLA sweep at scale: `handoffs` open handoffs in one ledger, of which 100 are due.

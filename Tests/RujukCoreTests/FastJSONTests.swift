@@ -167,6 +167,27 @@ import Testing
         }
     }
 
+    /// The writer scans a string eight bytes at a time too: a byte to escape (or outside ASCII,
+    /// kept as it is) is written as Codable writes it wherever in a word it falls; instants are
+    /// written straight into the bytes, in `Timestamp`'s form, for any year.
+    @Test func theWriterEscapesAByteAtEveryOffset() throws {
+        let encoder = JSONCoding.encoder()
+        let specials = ["\"", "\\", "\n", "\t", "\u{01}", "\u{1F}", "\u{7F}", "é", "😀", "/", " "]
+        for length in [0, 1, 6, 7, 8, 9, 15, 16, 17, 23, 24, 25, 40] {
+            for at in 0...length {
+                let before = String(repeating: "a", count: at), after = String(repeating: "b", count: length - at)
+                for special in specials + specials.map({ $0 + $0 }) {
+                    let location = Location(province: before + special + after, regency: before + after)
+                    #expect(JSONCoding.encode(location) == Array(try encoder.encode(location)), "\(length) \(at) \(Array(special.utf8))")
+                }
+            }
+        }
+        for seconds in [0, 1_795_000_000.123, -1, -62_167_219_200, 253_402_300_799.999, -62_167_219_201, 253_402_300_800] {
+            let event = HandoffEvent(referralId: "r", by: "a", status: .received, at: Date(timeIntervalSince1970: seconds))
+            #expect(JSONCoding.encode(event) == Array(#"{"at":"\#(Timestamp.format(event.at))","by":"a","id":"\#(event.id)","referral_id":"r","status":"received"}"#.utf8))
+        }
+    }
+
     @Test func deepNestingIsLeftToTheCheckedPath() {
         let deep = Array(String(repeating: "[", count: 10_000).utf8)
         #expect(throws: FastJSONMiss.self) { try JSONParser.parse(deep) }

@@ -75,6 +75,16 @@ import Testing
     }
 
     /// A store cut short (a partial copy, a restore on a full disk) is refused at open, before
+
+    /// The ledger's hot reads of a handoff are written out as literals (a `StaticString` cannot
+    /// be built by interpolation), and `Ledger.view` reads their columns by position: each must
+    /// select `viewColumnsWithoutBody`, in its order, before anything else.
+    @Test func theWrittenOutHandoffReadsSelectTheViewsColumnsInOrder() {
+        func words(_ sql: String) -> String { sql.split(whereSeparator: \.isWhitespace).joined(separator: " ") }
+        let view = words("SELECT " + Ledger.viewColumnsWithoutBody)
+        #expect(words("\(Ledger.viewByID)") == view + " FROM referral WHERE id = ?")
+        #expect(words("\(Ledger.remoteEventHandoff)") == view + ", esc_level, esc_clock, esc_since, told FROM referral WHERE id = ?")
+    }
     /// SQLite would meet the missing pages in the middle of routing, and nothing is written.
     @Test func aTruncatedStoreIsRefusedAtOpenAndLeftAsItIs() throws {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("rujuk-storage-\(UUID().uuidString)/test.sqlite")
