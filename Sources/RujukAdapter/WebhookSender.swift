@@ -61,6 +61,7 @@ struct WebhookSender: Sendable {
             guard due.dueAt <= Date() else { break }
             guard await post(due, session: session) else { failed = due; break }
             delivered.append(due)
+            FaultPoint.webhookPosted.reached()
         }
         let attempts = failed.map { $0.attempts + 1 } ?? 0
         let backoff = min(300, pow(2, Double(attempts - 1)))

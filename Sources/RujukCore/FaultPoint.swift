@@ -17,6 +17,8 @@ public enum FaultPoint: String, Sendable, CaseIterable {
     case commitReceived = "commit-received"
     /// Broker: a group commit's transaction committed, its COMMIT acks not yet sent.
     case groupCommitted = "group-committed"
+    /// Adapter: a webhook POST answered 2xx, its round's outcomes not yet recorded.
+    case webhookPosted = "webhook-posted"
 
     /// The environment variable that arms a point.
     public static let environmentKey = "RUJUK_CRASH_AT"

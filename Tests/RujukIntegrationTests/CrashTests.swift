@@ -53,11 +53,15 @@ final class AdapterProcess {
     let process = Process()
     let log: URL
 
-    init(config: URL, agency: String, directory: URL) throws {
+    /// `environment` is added to this process's, e.g. to arm a `FaultPoint`.
+    init(config: URL, agency: String, directory: URL, environment: [String: String] = [:]) throws {
         log = directory.appendingPathComponent("adapter-\(agency)-\(UUID().uuidString.prefix(8)).log")
         try #require(FileManager.default.createFile(atPath: log.path, contents: nil))
         process.executableURL = BrokerProcess.binary
         process.arguments = ["adapter", "--agency", agency, "--config", config.path]
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         let handle = try FileHandle(forWritingTo: log)
         process.standardOutput = handle
         process.standardError = handle
@@ -254,5 +258,70 @@ final class AdapterProcess {
         try await waitForTheAPI("the child's API answers after the last restart")
         #expect(try await police.terminate() == 0, "a graceful stop exits 0: \((try? String(contentsOf: police.log, encoding: .utf8))?.suffix(600) ?? "")")
         #expect(((try? FileManager.default.attributesOfItem(atPath: ledgerPath + "-wal")[.size] as? Int) ?? 0) == 0, "the ledger's WAL is empty after a graceful stop")
+    }
+
+    /// The webhook records what it POSTed once per round (`WebhookSender.round`, 16): an adapter
+    /// killed in the middle of a round POSTs that round's delivered notifications again, under
+    /// the same keys, and nothing else — never more than 16 (README, Guarantees). Killed here at
+    /// the `webhook-posted` fault point, after its 21st POST was answered and before its round
+    /// was recorded.
+    @Test func aCrashInTheMiddleOfAWebhookRoundRepeatsThatRoundOnly() async throws {
+        let network = try Network()
+        let keys = Locked<[String]>([])
+        let (port, server) = try await StreamAndStatusTests().webhookEndpoint { key, _ in
+            keys.withLock { $0.append(key) }
+            return .ok
+        }
+        defer { server.cancel() }
+        // 40 referrals queued at the broker for the hospital, whose adapter is not running yet.
+        let police = try network.adapter("polda-kepri")
+        for _ in 0..<40 { _ = try police.refer(Network.request()) }
+        try await waitFor("the broker commits all 40") {
+            try police.ledger.list(direction: "outbound", status: nil, service: nil, overdueOnly: false, limit: 100).filter { $0.delivery == "sent" }.count == 40
+        }
+        let config = network.directory.appendingPathComponent("hospital.toml")
+        try """
+            agencies = "\(Network.childFiles.agencies)"
+            sla = "\(Network.root.appendingPathComponent("Config/sla.toml").path)"
+            [adapter]
+            \(Network.childFiles.adapter)
+            broker = "\(network.broker.routerEndpoint)"
+            api = "127.0.0.1:\(try Loopback.freePort())"
+            data_dir = "\(network.directory.appendingPathComponent("child-adapters").path)"
+            token = "t"
+            heartbeat_ms = 300
+            [adapter.webhook]
+            url = "http://127.0.0.1:\(port)/hook"
+            """.write(to: config, atomically: true, encoding: .utf8)
+        var hospital = try AdapterProcess(config: config, agency: "rsud-embung-fatimah", directory: network.directory,
+                                          environment: [FaultPoint.environmentKey: "\(FaultPoint.webhookPosted.rawValue):21"])
+        defer { hospital.kill() }
+        try await waitFor("the adapter kills itself at its 21st POST", timeout: 60) { !hospital.process.isRunning }
+        #expect(hospital.process.terminationReason == .uncaughtSignal && hospital.process.terminationStatus == SIGKILL)
+        #expect(keys.current.count == 21, "the 21st POST was answered, then the process died")
+
+        hospital = try AdapterProcess(config: config, agency: "rsud-embung-fatimah", directory: network.directory)
+        let expected = (1...40).map { "rujuk-rsud-embung-fatimah-\($0)" }
+        try await waitFor("the agency system has every notification", timeout: 60) { Set(keys.current).isSuperset(of: expected) }
+        // Anything still on its way would be a repeat beyond the round: let the sender go idle.
+        try await waitFor("the ledger records every notification delivered", timeout: 30) {
+            let ledger = network.directory.appendingPathComponent("child-adapters/rsud-embung-fatimah/ledger.sqlite").path
+            var configuration = Configuration()
+            configuration.readonly = true
+            configuration.busyMode = .timeout(5)
+            return try DatabaseQueue(path: ledger, configuration: configuration).read {
+                try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM notification WHERE webhook_done_at IS NULL")
+            } == 0
+        }
+        let posted = keys.current
+        var seen = Set<String>()
+        #expect(posted.filter { seen.insert($0).inserted } == expected, "every notification, first POSTed in order")
+        let repeated = posted.count - expected.count
+        #expect((1...16).contains(repeated), "the crashed round's POSTs came again, at most a round's 16: \(repeated)")
+        if (1...16).contains(repeated) {
+            #expect(Array(posted[21..<(21 + repeated)]) == Array(posted[(21 - repeated)..<21]),
+                    "what came again is the run of POSTs up to the crash, in order, and then the rest once")
+            #expect(Array(posted[(21 + repeated)...]) == Array(expected[21...]))
+        }
     }
 }
