@@ -520,7 +520,7 @@ extension Ledger {
 
     /// The handoff an event from another agency applies to: the view's columns (no body), then
     /// the clocks' (`RowClocks`). Written out, as a literal the prepared statements are found by;
-    /// `LedgerTests` checks that it begins with `viewColumnsWithoutBody`.
+    /// `StorageTests` checks that it begins with `viewColumnsWithoutBody`.
     static let remoteEventHandoff: StaticString = """
         SELECT id, case_ref, from_agency, to_agency, service, priority, province, regency, reason, status, created_at, due_receive, due_respond,
         due_complete, updated_at, direction, delivery, NULL, esc_level, esc_clock, esc_since, told FROM referral WHERE id = ?
@@ -610,7 +610,7 @@ extension Ledger {
     static let viewColumnsWithoutBody = viewColumns + ", NULL"
     // Built once: the statement cache is keyed by the SQL text, hashed on every use.
     private static let viewByIDWithBody = "SELECT \(viewColumnsWithBody) FROM referral WHERE id = ?"
-    /// Written out, as a literal the prepared statements are found by; `LedgerTests` checks that
+    /// Written out, as a literal the prepared statements are found by; `StorageTests` checks that
     /// it selects `viewColumnsWithoutBody`.
     static let viewByID: StaticString = """
         SELECT id, case_ref, from_agency, to_agency, service, priority, province, regency, reason, status, created_at, due_receive, due_respond,

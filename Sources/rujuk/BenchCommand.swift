@@ -101,6 +101,28 @@ struct BenchCommand: AsyncParsableCommand {
         }
     }
 
+    /// `count` handoffs between the police and the hospital in one transaction, created `now`,
+    /// every deadline and the next check 30 days away; their ids, in order.
+    func seedHandoffs(_ ledger: Ledger, count: Int, direction: String, status: HandoffStatus, delivery: String, now: Date) throws -> [String] {
+        let stamp = Timestamp.format(now), later = Timestamp.format(now + 30 * 86400)
+        var ids: [String] = []
+        ids.reserveCapacity(count)
+        try ledger.pool.write { db in
+            for index in 0..<count {
+                let id = MessageID.make(at: now)
+                ids.append(id)
+                try db.run(ledger.statements, """
+                    INSERT INTO referral (id, direction, case_ref, from_agency, to_agency, service, priority, province, regency, reason, status, delivery,
+                        created_at, due_receive, due_respond, due_complete, updated_at, raw, next_check_at, body)
+                    VALUES (?, ?, ?, 'polda-kepri', 'rsud-embung-fatimah', 'medical_care', 'routine', 'ID-KR', 'Batam', 'benchmark', ?, ?,
+                        ?, ?, ?, ?, ?, ?, ?, ?)
+                    """, .text(id), .text(direction), .text("BENCH-\(index)"), .text(status.rawValue), .text(delivery),
+                    .text(stamp), .text(later), .text(later), .text(later), .text(stamp), .blob([0x7B, 0x7D]), .text(later), .blob([0x7B, 0x7D]))
+            }
+        }
+        return ids
+    }
+
     /// The sender's side of every handoff: its ledger applying the `received` events the broker
     /// delivers for referrals it sent, as its link does in a drain — in batches of 64, each one
     /// transaction with its notifications. Three rounds of `events`, each on handoffs of its own;
@@ -109,22 +131,8 @@ struct BenchCommand: AsyncParsableCommand {
         let clock = SystemClock()
         let ledger = try Ledger(directory: directory, agency: "polda-kepri", durability: .full, clock: clock, sla: sla, registry: registry)
         let now = clock.now()
-        let stamp = Timestamp.format(now), later = Timestamp.format(now + 30 * 86400)
         let rounds = 3
-        var ids: [String] = []
-        ids.reserveCapacity(rounds * events)
-        try ledger.pool.write { db in
-            for index in 0..<(rounds * events) {
-                let id = MessageID.make(at: now)
-                ids.append(id)
-                try db.run(ledger.statements, """
-                    INSERT INTO referral (id, direction, case_ref, from_agency, to_agency, service, priority, province, regency, reason, status, delivery,
-                        created_at, due_receive, due_respond, due_complete, updated_at, raw, next_check_at, body)
-                    VALUES (?, 'outbound', ?, 'polda-kepri', 'rsud-embung-fatimah', 'medical_care', 'routine', 'ID-KR', 'Batam', 'benchmark', 'requested', 'sent',
-                        ?, ?, ?, ?, ?, ?, ?, ?)
-                    """, .text(id), .text("BENCH-\(index)"), .text(stamp), .text(later), .text(later), .text(later), .text(stamp), .blob([0x7B, 0x7D]), .text(later), .blob([0x7B, 0x7D]))
-            }
-        }
+        let ids = try seedHandoffs(ledger, count: rounds * events, direction: "outbound", status: .requested, delivery: "sent", now: now)
         var perEvent: [(wall: Double, cpu: ProcessCPU)] = []
         for round in 0..<rounds {
             let deliveries = ids[(round * events)..<((round + 1) * events)].map { id in
@@ -157,23 +165,9 @@ struct BenchCommand: AsyncParsableCommand {
         let clock = SystemClock()
         let ledger = try Ledger(directory: directory, agency: "rsud-embung-fatimah", durability: .full, clock: clock, sla: sla, registry: registry)
         let now = clock.now()
-        let later = Timestamp.format(now + 30 * 86400)
         let stamp = Timestamp.format(now)
         let seedStart = DispatchTime.now().uptimeNanoseconds
-        var ids: [String] = []
-        ids.reserveCapacity(handoffs)
-        try ledger.pool.write { db in
-            for index in 0..<handoffs {
-                let id = MessageID.make(at: now)
-                ids.append(id)
-                try db.run(ledger.statements, """
-                    INSERT INTO referral (id, direction, case_ref, from_agency, to_agency, service, priority, province, regency, reason, status, delivery,
-                        created_at, due_receive, due_respond, due_complete, updated_at, raw, next_check_at, body)
-                    VALUES (?, 'inbound', ?, 'polda-kepri', 'rsud-embung-fatimah', 'medical_care', 'routine', 'ID-KR', 'Batam', 'benchmark', 'received', 'received',
-                        ?, ?, ?, ?, ?, ?, ?, ?)
-                    """, .text(id), .text("BENCH-\(index)"), .text(stamp), .text(later), .text(later), .text(later), .text(stamp), .blob([0x7B, 0x7D]), .text(later), .blob([0x7B, 0x7D]))
-            }
-        }
+        let ids = try seedHandoffs(ledger, count: handoffs, direction: "inbound", status: .received, delivery: "received", now: now)
         let seeded = Double(DispatchTime.now().uptimeNanoseconds - seedStart) / 1e9
         var generator = SystemRandomNumberGenerator()
         var sweeps: [Double] = []

@@ -81,6 +81,35 @@ final class AdapterProcess {
         try network.childBrokerConfig(endpoint: endpoint)
     }
 
+    /// An adapter's configuration for a child process, its ledgers under `child-adapters`;
+    /// `extra` ends its `[adapter]` table (and may open a subtable after it).
+    func childAdapterConfig(_ network: Network, name: String, sla: URL, broker: String, apiPort: Int, extra: String) throws -> URL {
+        let config = network.directory.appendingPathComponent(name)
+        try """
+            agencies = "\(Network.childFiles.agencies)"
+            sla = "\(sla.path)"
+            [adapter]
+            \(Network.childFiles.adapter)
+            broker = "\(broker)"
+            api = "127.0.0.1:\(apiPort)"
+            data_dir = "\(network.directory.appendingPathComponent("child-adapters").path)"
+            token = "t"
+            heartbeat_ms = 300
+            \(extra)
+            """.write(to: config, atomically: true, encoding: .utf8)
+        return config
+    }
+
+    /// Reads a child adapter's ledger while it runs, read-only.
+    func readChildLedger<T>(_ network: Network, _ agency: String, _ read: (Database) throws -> T) throws -> T {
+        var configuration = Configuration()
+        configuration.readonly = true
+        // The child checkpoints with TRUNCATE now and then, locking the file for a moment.
+        configuration.busyMode = .timeout(5)
+        let path = network.directory.appendingPathComponent("child-adapters/\(agency)/ledger.sqlite").path
+        return try DatabaseQueue(path: path, configuration: configuration).read(read)
+    }
+
     @Test func sigtermStopsTheBrokerCleanlyAndNothingCommittedIsLost() async throws {
         let network = try Network()
         network.broker.shutdown()
@@ -176,19 +205,7 @@ final class AdapterProcess {
             [escalation.agency.polda-kepri]
             level1 = ["gugus-tugas-batam"]
             """.write(to: sla, atomically: true, encoding: .utf8)
-        let config = network.directory.appendingPathComponent("child.toml")
-        try """
-            agencies = "\(Network.childFiles.agencies)"
-            sla = "\(sla.path)"
-            [adapter]
-            \(Network.childFiles.adapter)
-            broker = "\(endpoint)"
-            api = "127.0.0.1:\(apiPort)"
-            data_dir = "\(network.directory.appendingPathComponent("child-adapters").path)"
-            token = "t"
-            heartbeat_ms = 300
-            sweep_interval = "50ms"
-            """.write(to: config, atomically: true, encoding: .utf8)
+        let config = try childAdapterConfig(network, name: "child.toml", sla: sla, broker: endpoint, apiPort: apiPort, extra: #"sweep_interval = "50ms""#)
         let ledgerPath = network.directory.appendingPathComponent("child-adapters/polda-kepri/ledger.sqlite").path
         var police = try AdapterProcess(config: config, agency: "polda-kepri", directory: network.directory)
         defer { police.kill() }
@@ -196,13 +213,7 @@ final class AdapterProcess {
             try await waitFor(what, timeout: 30) { (try? Data(contentsOf: URL(string: "http://127.0.0.1:\(apiPort)/health")!)) != nil }
         }
         try await waitForTheAPI("the child's API answers")
-        func ledger<T>(_ read: (Database) throws -> T) throws -> T {
-            var configuration = Configuration()
-            configuration.readonly = true
-            // The child checkpoints with TRUNCATE now and then, locking the file for a moment.
-            configuration.busyMode = .timeout(5)
-            return try DatabaseQueue(path: ledgerPath, configuration: configuration).read(read)
-        }
+        func ledger<T>(_ read: (Database) throws -> T) throws -> T { try readChildLedger(network, "polda-kepri", read) }
         func refer() async throws -> String {
             var request = URLRequest(url: URL(string: "http://127.0.0.1:\(apiPort)/api/referrals")!)
             request.httpMethod = "POST"
@@ -279,20 +290,9 @@ final class AdapterProcess {
         try await waitFor("the broker commits all 40") {
             try police.ledger.list(direction: "outbound", status: nil, service: nil, overdueOnly: false, limit: 100).filter { $0.delivery == "sent" }.count == 40
         }
-        let config = network.directory.appendingPathComponent("hospital.toml")
-        try """
-            agencies = "\(Network.childFiles.agencies)"
-            sla = "\(Network.root.appendingPathComponent("Config/sla.toml").path)"
-            [adapter]
-            \(Network.childFiles.adapter)
-            broker = "\(network.broker.routerEndpoint)"
-            api = "127.0.0.1:\(try Loopback.freePort())"
-            data_dir = "\(network.directory.appendingPathComponent("child-adapters").path)"
-            token = "t"
-            heartbeat_ms = 300
-            [adapter.webhook]
-            url = "http://127.0.0.1:\(port)/hook"
-            """.write(to: config, atomically: true, encoding: .utf8)
+        let config = try childAdapterConfig(network, name: "hospital.toml", sla: Network.root.appendingPathComponent("Config/sla.toml"),
+                                            broker: network.broker.routerEndpoint, apiPort: try Loopback.freePort(),
+                                            extra: "[adapter.webhook]\nurl = \"http://127.0.0.1:\(port)/hook\"")
         var hospital = try AdapterProcess(config: config, agency: "rsud-embung-fatimah", directory: network.directory,
                                           environment: [FaultPoint.environmentKey: "\(FaultPoint.webhookPosted.rawValue):21"])
         defer { hospital.kill() }
@@ -305,13 +305,7 @@ final class AdapterProcess {
         try await waitFor("the agency system has every notification", timeout: 60) { Set(keys.current).isSuperset(of: expected) }
         // Anything still on its way would be a repeat beyond the round: let the sender go idle.
         try await waitFor("the ledger records every notification delivered", timeout: 30) {
-            let ledger = network.directory.appendingPathComponent("child-adapters/rsud-embung-fatimah/ledger.sqlite").path
-            var configuration = Configuration()
-            configuration.readonly = true
-            configuration.busyMode = .timeout(5)
-            return try DatabaseQueue(path: ledger, configuration: configuration).read {
-                try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM notification WHERE webhook_done_at IS NULL")
-            } == 0
+            try readChildLedger(network, "rsud-embung-fatimah") { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM notification WHERE webhook_done_at IS NULL") } == 0
         }
         let posted = keys.current
         var seen = Set<String>()
