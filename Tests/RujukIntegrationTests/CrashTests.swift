@@ -279,7 +279,7 @@ final class AdapterProcess {
     @Test func aCrashInTheMiddleOfAWebhookRoundRepeatsThatRoundOnly() async throws {
         let network = try Network()
         let keys = Locked<[String]>([])
-        let (port, server) = try await StreamAndStatusTests().webhookEndpoint { key, _ in
+        let (port, server) = try await webhookEndpoint { key, _ in
             keys.withLock { $0.append(key) }
             return .ok
         }

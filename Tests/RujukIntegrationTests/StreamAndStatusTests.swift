@@ -161,27 +161,6 @@ import Testing
         #expect(attempts == [1, 1, 2, 1, 1])
     }
 
-    /// The agency system's end of a webhook: an HTTP server on a free loopback port answering
-    /// each POST with `answer(idempotency key, body)`. Cancel the task to stop it.
-    func webhookEndpoint(_ answer: @escaping @Sendable (String, String) -> HTTPResponse.Status) async throws -> (port: Int, server: Task<Void, any Error>) {
-        let router = Router()
-        router.post("/hook") { request, _ -> HTTPResponse.Status in
-            var request = request
-            let body = try await request.collectBody(upTo: 1 << 20)
-            return answer(request.headers[.init("Idempotency-Key")!] ?? "", String(buffer: body))
-        }
-        let port = Locked<Int?>(nil)
-        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), onServerRunning: { channel in port.withLock { $0 = channel.localAddress?.port } })
-        let server = Task { try await app.run() }
-        do {
-            try await waitFor("webhook server listens") { port.current != nil }
-        } catch {
-            server.cancel()
-            throw error
-        }
-        return (port.current!, server)
-    }
-
     /// RSUD Embung Fatimah's adapter, not yet running, its webhook pointed at `port`.
     func hospitalWithWebhook(_ network: Network, port: Int) throws -> Adapter {
         let configuration = AdapterConfiguration(
@@ -191,6 +170,28 @@ import Testing
             keys: Network.keys.agencies["rsud-embung-fatimah"], brokerKey: Network.keys.broker.curvePublic)
         return try Adapter(configuration: configuration, registry: Network.registry, sla: .standard, context: network.context, logger: network.logger)
     }
+}
+
+/// The agency system's end of a webhook: an HTTP server on a free loopback port answering
+/// each POST with `answer(idempotency key, body)`. Cancel the task to stop it. The webhook
+/// tests here and `CrashTests` share it.
+func webhookEndpoint(_ answer: @escaping @Sendable (String, String) -> HTTPResponse.Status) async throws -> (port: Int, server: Task<Void, any Error>) {
+    let router = Router()
+    router.post("/hook") { request, _ -> HTTPResponse.Status in
+        var request = request
+        let body = try await request.collectBody(upTo: 1 << 20)
+        return answer(request.headers[.init("Idempotency-Key")!] ?? "", String(buffer: body))
+    }
+    let port = Locked<Int?>(nil)
+    let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), onServerRunning: { channel in port.withLock { $0 = channel.localAddress?.port } })
+    let server = Task { try await app.run() }
+    do {
+        try await waitFor("webhook server listens") { port.current != nil }
+    } catch {
+        server.cancel()
+        throw error
+    }
+    return (port.current!, server)
 }
 
 extension Thread {
