@@ -3,6 +3,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import RujukCore
+import RujukStorage
 import ServiceLifecycle
 import ZeroMQ
 
@@ -34,6 +35,9 @@ public final class Adapter: ServiceLifecycle.Service, @unchecked Sendable {
         self.logger = logger
         let keys = try configuration.loadKeys()
         sealer = try Sealer(agency: configuration.agency, keys: keys, registry: registry)
+        // Before SQLite opens the ledger: it gives a new -wal and -shm the ledger's own mode.
+        try PrivateFiles.makeDirectory(configuration.dataDirectory)
+        try PrivateFiles.tighten(configuration.dataDirectory, logger: logger)
         ledger = try Ledger(directory: configuration.agencyDirectory, agency: configuration.agency, durability: configuration.durability, clock: clock, sla: sla, registry: registry, sealer: sealer)
         token = try configuration.token ?? Self.loadOrCreateToken(in: configuration.agencyDirectory)
         let hub = self.hub

@@ -10,6 +10,9 @@ import RujukHTTP
 struct AdapterAPI: Sendable {
     let adapter: Adapter
 
+    /// The most items one page of a list holds (`?limit=`, default 200; `?cursor=` for the next).
+    static let maximumPage = 1000
+
     func routes() -> Router<BasicRequestContext> {
         let routes = Router()
         routes.add(middleware: ErrorMiddleware())
@@ -30,8 +33,9 @@ struct AdapterAPI: Sendable {
         }
         api.get("escalations") { request, _ in
             // Sent by this agency and told to it, oldest first; `?referral=` for one handoff.
-            let limit = min(Int(request.query("limit") ?? "") ?? 500, 5000)
-            return JSONResponse.make(EscalationList(escalations: try adapter.ledger.escalations(referralID: request.query("referral"), limit: limit)))
+            let page = try PageRequest.parse(limit: request.query("limit"), cursor: request.query("cursor"), defaultLimit: 200, maximum: Self.maximumPage)
+            let (escalations, next) = try adapter.ledger.escalations(referralID: request.query("referral"), page: page)
+            return JSONResponse.make(EscalationList(escalations: escalations, next: next?.token))
         }
         let actions: [String: HandoffStatus] = ["accept": .accepted, "decline": .declined, "start": .inProgress, "complete": .completed, "cancel": .cancelled]
         api.post("referrals/{id}/{action}") { request, context in
@@ -57,9 +61,8 @@ struct AdapterAPI: Sendable {
             guard let service = Service(rawValue: name) else { throw RujukError(.schemaViolation, "unknown service '\(name)'") }
             return service
         }
-        let limit = min(Int(request.query("limit") ?? "") ?? 200, 5000)
-        let views = try adapter.ledger.list(direction: direction, status: status, service: service, overdueOnly: request.query("overdue") == "true", limit: limit)
-        return JSONResponse.make(HandoffList(handoffs: views))
+        let page = try PageRequest.parse(limit: request.query("limit"), cursor: request.query("cursor"), defaultLimit: 200, maximum: Self.maximumPage)
+        return JSONResponse.make(try adapter.ledger.list(direction: direction, status: status, service: service, overdueOnly: request.query("overdue") == "true", page: page))
     }
 
     /// Server-sent events: every notification after `seq`, then live ones. A client that
@@ -99,7 +102,8 @@ public struct AdapterHealth: Codable, Sendable {
     public var ledger: LedgerSummary
 }
 
-/// `GET /api/escalations`.
+/// `GET /api/escalations`: one page, and the cursor of the next when there may be more.
 public struct EscalationList: Codable, Sendable {
     public var escalations: [Escalation]
+    public var next: String?
 }

@@ -638,8 +638,10 @@ extension Ledger {
     }
 
     /// Inbound or outbound referrals, filtered; inbound sorted by the next due time.
-    public func list(direction: String, status: HandoffStatus?, service: Service?, overdueOnly: Bool, limit: Int) throws -> [HandoffView] {
-        var sql = "SELECT \(Self.viewColumnsWithoutBody) FROM referral WHERE direction = ?"
+    /// One page of the inbox (open ones first, soonest answer due first) or the outbox (newest
+    /// first); the page's cursor is its last row's sort key.
+    public func list(direction: String, status: HandoffStatus?, service: Service?, overdueOnly: Bool, page: PageRequest) throws -> HandoffList {
+        var sql = "SELECT \(Self.viewColumnsWithoutBody), \(Self.closedSQL) AS closed FROM referral WHERE direction = ?"
         var arguments: StatementArguments = [direction]
         if let status { sql += " AND status = ?"; _ = arguments.append(contentsOf: [status.rawValue]) }
         if let service { sql += " AND service = ?"; _ = arguments.append(contentsOf: [service.rawValue]) }
@@ -649,12 +651,26 @@ extension Ledger {
             sql += " AND " + Breach.overdueSQL
             _ = arguments.append(contentsOf: [stamp, stamp, stamp])
         }
-        sql += direction == "inbound" ? " ORDER BY CASE WHEN status IN ('declined','completed','cancelled') THEN 1 ELSE 0 END, due_respond" : " ORDER BY created_at DESC"
+        let inbound = direction == "inbound"
+        if let after = page.after {
+            sql += inbound ? " AND (\(Self.closedSQL), due_respond, id) > (?, ?, ?)" : " AND (created_at, id) < (?, ?)"
+            let key = try after.parts(inbound ? 3 : 2)
+            let values: [any DatabaseValueConvertible] = inbound ? [Int(key[0]) ?? 0, key[1], key[2]] : key
+            _ = arguments.append(contentsOf: StatementArguments(values))
+        }
+        sql += inbound ? " ORDER BY closed, due_respond, id" : " ORDER BY created_at DESC, id DESC"
         sql += " LIMIT ?"
-        _ = arguments.append(contentsOf: [limit])
+        _ = arguments.append(contentsOf: [page.limit + 1])
         let bound = arguments
-        return try pool.read { db in try Row.fetchAll(db, sql: sql, arguments: bound).map { Self.view($0, now: now) } }
+        let rows = try pool.read { db in try Row.fetchAll(db, sql: sql, arguments: bound) }
+        let (items, next) = page.page(rows) { row in
+            inbound ? [String(row["closed"] as Int), row["due_respond"], row["id"]] : [row["created_at"], row["id"]]
+        }
+        return HandoffList(handoffs: items.map { Self.view($0, now: now) }, next: next?.token)
     }
+
+    /// 1 for a handoff that is closed, 0 for an open one: the inbox lists open ones first.
+    private static let closedSQL = "CASE WHEN status IN ('declined','completed','cancelled') THEN 1 ELSE 0 END"
 
     /// What `/health` and `rujuk status` report: the outbox not yet committed at the broker,
     /// received referrals not yet answered, and open handoffs past a deadline, both ways.

@@ -180,12 +180,18 @@ extension Ledger {
     }
 
     /// Escalations this agency sent or was told about, oldest first; for one handoff if given.
-    public func escalations(referralID: String? = nil, limit: Int = 500) throws -> [Escalation] {
-        try pool.read { db in
-            let sql = "SELECT payload FROM escalation" + (referralID == nil ? "" : " WHERE referral_id = ?") + " ORDER BY rowid LIMIT ?"
-            let arguments: StatementArguments = referralID.map { [$0, limit] } ?? [limit]
-            return try Data.fetchAll(db, sql: sql, arguments: arguments).compactMap { try? JSONCoding.decode(Escalation.self, from: [UInt8]($0), what: "ledger") }
+    public func escalations(referralID: String? = nil, page: PageRequest = PageRequest(limit: 500)) throws -> (escalations: [Escalation], next: PageCursor?) {
+        let after: Int64 = try page.after.map { cursor in
+            guard let rowid = Int64(try cursor.parts(1)[0]) else { throw RujukError(.badParameter, "'cursor' belongs to another list") }
+            return rowid
+        } ?? 0
+        let rows = try pool.read { db in
+            let sql = "SELECT rowid, payload FROM escalation WHERE rowid > ?" + (referralID == nil ? "" : " AND referral_id = ?") + " ORDER BY rowid LIMIT ?"
+            let arguments: StatementArguments = referralID.map { [after, $0, page.limit + 1] } ?? [after, page.limit + 1]
+            return try Row.fetchAll(db, sql: sql, arguments: arguments)
         }
+        let (items, next) = page.page(rows) { [String($0[0] as Int64)] }
+        return (items.compactMap { try? JSONCoding.decode(Escalation.self, from: [UInt8]($0[1] as Data), what: "ledger") }, next)
     }
 }
 

@@ -3,6 +3,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import RujukCore
+import RujukStorage
 import ServiceLifecycle
 import ZeroMQ
 
@@ -23,6 +24,8 @@ public final class Broker: ServiceLifecycle.Service, @unchecked Sendable {
     private let zap: ZAPHandler?
     /// The registry the ZAP handler admits keys from; replaced on reload.
     private let admitted: Locked<AgencyRegistry>
+    /// The status API's client tokens, by client name; re-read on reload.
+    private let apiTokens: Locked<[String: String]>
 
     /// ZAP domains: the ROUTER admits every registered agency, the monitor feed only those
     /// with the `monitor` role.
@@ -35,6 +38,9 @@ public final class Broker: ServiceLifecycle.Service, @unchecked Sendable {
         self.configuration = configuration
         self.logger = logger
         let keys = try configuration.loadKeys()
+        // Before SQLite opens the store: it gives a new -wal and -shm the store's own mode.
+        try PrivateFiles.makeDirectory(configuration.dataDirectory)
+        try PrivateFiles.tighten(configuration.dataDirectory, logger: logger)
         let admitted = Locked(registry)
         self.admitted = admitted
         if keys != nil {
@@ -61,7 +67,11 @@ public final class Broker: ServiceLifecycle.Service, @unchecked Sendable {
             zap?.stop()
             throw error
         }
-        api = StatusAPI(store: store, router: router, clock: clock, durability: configuration.durability, registry: registry)
+        apiTokens = Locked(try configuration.loadAPITokens())
+        if apiTokens.current.isEmpty {
+            logger.notice("the status API has no client tokens: /api refuses every request; make one with `rujuk broker token --name NAME`")
+        }
+        api = StatusAPI(store: store, router: router, clock: clock, durability: configuration.durability, registry: registry, tokens: apiTokens)
         logger.info("broker listening", metadata: ["router": "\(routerEndpoint)", "store": "\(store.url.path)"])
     }
 
@@ -90,10 +100,14 @@ public final class Broker: ServiceLifecycle.Service, @unchecked Sendable {
     }
 
     /// Applies a new registry (SIGHUP, `rujuk broker reload`): new connections are admitted by
-    /// the new keys at once, and live connections on a removed or replaced key are cut.
-    public func reload(_ registry: AgencyRegistry) {
+    /// the new keys at once, and live connections on a removed or replaced key are cut. The
+    /// status API's token files are read again too (a removed file revokes its client at once);
+    /// one that others can read refuses the whole reload.
+    public func reload(_ registry: AgencyRegistry) throws {
+        let tokens = try configuration.loadAPITokens()
         admitted.withLock { $0 = registry }
         router.reload(registry)
+        apiTokens.withLock { $0 = tokens }
     }
 
     /// The ZAP decision: a CURVE key listed in agencies.toml, on the ROUTER; on the monitor

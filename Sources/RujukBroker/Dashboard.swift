@@ -3,6 +3,7 @@ import GRDB
 import Hummingbird
 import NIOCore
 import RujukCore
+import RujukHTTP
 
 /// The coordinators' dashboard, served by the broker: server-rendered HTML, a few lines of
 /// JavaScript that refresh the live part, no build step and nothing from the internet. Like
@@ -20,39 +21,33 @@ struct Dashboard: Sendable {
         routes.get("/") { _, _ in Response(status: .seeOther, headers: [.location: "/dashboard"]) }
         routes.get("/dashboard") { request, _ in
             let now = clock.now()
-            let data = try await store.pool.read { db in try DashboardData(db, now: now) }
-            let live = render(data, now: now)
-            return html(request.query("fragment") == "live" ? live : page(title: "Rujuk — coordinators' dashboard", body: """
+            let overdue = try PageRequest.parse(limit: request.query("limit"), cursor: request.query("cursor"),
+                                                defaultLimit: Self.overduePage, maximum: StatusAPI.maximumPage)
+            let data = try await store.pool.read { db in try DashboardData(db, now: now, overdue: overdue) }
+            let live = render(data, now: now, query: request.uri.query)
+            return HTMLPage.response(request.query("fragment") == "live" ? live : page(title: "Rujuk — coordinators' dashboard", script: true, body: """
                 <header><h1>Rujuk <span>coordinators' dashboard</span></h1>
                 <p class="meta">Envelope only: agencies, services, deadlines and status — never the person. Refreshes every 5 s.</p></header>
                 <main id="live">\(live)</main>
-                <script>
-                // Re-render the live part from the server every 5 seconds; no framework, no build.
-                setInterval(async () => {
-                  try {
-                    const response = await fetch('/dashboard?fragment=live', {cache: 'no-store'});
-                    if (response.ok) document.getElementById('live').innerHTML = await response.text();
-                  } catch (e) { /* the broker is restarting; try again next time */ }
-                }, 5000);
-                </script>
                 """))
         }
+        routes.get("/dashboard.js") { _, _ in HTMLPage.response(Self.script, contentType: "text/javascript; charset=utf-8") }
+        routes.get("/dashboard.css") { _, _ in HTMLPage.response(Self.style, contentType: "text/css; charset=utf-8") }
         routes.get("/dashboard/handoffs/{id}") { _, context in
             let id = try context.parameters.require("id")
             let now = clock.now()
             guard let timeline = try await store.pool.read({ db in try Timeline(db, id: id, now: now) }) else {
                 throw RujukError(.notFound, "no handoff \(id)")
             }
-            return html(page(title: "Handoff \(id.suffix(12))", body: renderTimeline(timeline, now: now)))
+            return HTMLPage.response(page(title: "Handoff \(id.suffix(12))", body: renderTimeline(timeline, now: now)))
         }
     }
 
     // MARK: - Rendering
 
-    private func html(_ text: String) -> Response {
-        Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"],
-                 body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
-    }
+    /// Overdue handoffs on one page of the dashboard, most late first (`?limit=` up to
+    /// `StatusAPI.maximumPage`; `?cursor=` for the next page).
+    static let overduePage = 50
 
     private func name(_ agency: String) -> String { registry[agency]?.name ?? agency }
 
@@ -60,8 +55,8 @@ struct Dashboard: Sendable {
         "<span class=\"agency\" title=\"\(escape(name(agency)))\">\(escape(agency))</span>"
     }
 
-    private func render(_ data: DashboardData, now: Date) -> String {
-        var out = "<p class=\"meta\">As of \(Timestamp.format(now)) — \(data.open.values.reduce(0) { $0 + $1.sent }) open handoffs, \(data.overdue.count) overdue.</p>"
+    private func render(_ data: DashboardData, now: Date, query: String?) -> String {
+        var out = "<p class=\"meta\">As of \(Timestamp.format(now)) — \(data.open.values.reduce(0) { $0 + $1.sent }) open handoffs, \(data.overdueTotal) overdue.</p>"
 
         out += "<section><h2>Overdue handoffs, most late first</h2>"
         if data.overdue.isEmpty {
@@ -78,6 +73,11 @@ struct Dashboard: Sendable {
             }
             out += "</tbody></table>"
         }
+        let limit = data.overdueLimit == Self.overduePage ? "" : "limit=\(data.overdueLimit)&"
+        var links: [String] = []
+        if (query ?? "").contains("cursor=") { links.append("<a href=\"/dashboard?\(limit)\">first page</a>") }
+        if let next = data.overdueNext { links.append("<a id=\"overdue-next\" href=\"/dashboard?\(limit)cursor=\(escape(next.token))\">next page</a>") }
+        if !links.isEmpty { out += "<p class=\"pages\">\(links.joined(separator: " · "))</p>" }
         out += "</section>"
 
         out += "<section><h2>Open handoffs by agency</h2><table id=\"open\"><thead><tr><th>Agency</th><th>Sent, open</th><th>To serve, open</th><th>Overdue (to serve)</th></tr></thead><tbody>"
@@ -144,12 +144,32 @@ struct Dashboard: Sendable {
         return out
     }
 
-    private func page(title: String, body: String) -> String {
+    private func page(title: String, script: Bool = false, body: String) -> String {
         """
         <!doctype html>
         <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
         <title>\(escape(title))</title>
-        <style>
+        <link rel="stylesheet" href="/dashboard.css">\(script ? "\n<script src=\"/dashboard.js\" defer></script>" : "")
+        </head><body>
+        \(body)
+        </body></html>
+        """
+    }
+
+    /// Re-renders the live part from the server every 5 seconds, on the page the reader is on;
+    /// a file of its own, since the Content-Security-Policy allows no inline script.
+    static let script = """
+        setInterval(async () => {
+          const query = new URLSearchParams(location.search);
+          query.set('fragment', 'live');
+          try {
+            const response = await fetch('/dashboard?' + query, {cache: 'no-store'});
+            if (response.ok) document.getElementById('live').innerHTML = await response.text();
+          } catch (e) { /* the broker is restarting; try again next time */ }
+        }, 5000);
+        """
+
+    static let style = """
         body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em 2em; color: #1d2430; background: #fafbfc; }
         h1 { font-size: 1.4em; margin: 0 } h1 span { font-weight: normal; color: #5a6472 } h1 a { color: inherit; text-decoration: none }
         h2 { font-size: 1.1em; margin: 1.4em 0 .4em }
@@ -161,28 +181,10 @@ struct Dashboard: Sendable {
         tr.level1 td:last-child { color: #b86e00; font-weight: 600 } tr.level2 td:last-child { color: #b3261e; font-weight: 700 }
         svg.bar { vertical-align: middle } .track { fill: #e6e9ee } .good { fill: #2e7d32 } .fair { fill: #c98a00 } .bad rect, rect.bad { fill: #b3261e }
         .override { background: #fde7e9; color: #8c1d18; border-radius: 3px; padding: 0 4px; font-size: 85%; font-weight: 600 }
-        </style></head><body>
-        \(body)
-        </body></html>
         """
-    }
 }
 
-private func escape(_ text: String) -> String {
-    var out = ""
-    out.reserveCapacity(text.utf8.count)
-    for character in text {
-        switch character {
-        case "&": out += "&amp;"
-        case "<": out += "&lt;"
-        case ">": out += "&gt;"
-        case "\"": out += "&quot;"
-        case "'": out += "&#39;"
-        default: out.append(character)
-        }
-    }
-    return out
-}
+private func escape(_ text: String) -> String { HTMLPage.escape(text) }
 
 // MARK: - Data
 
@@ -194,26 +196,61 @@ struct DashboardData {
     struct Compliance { var total: Int; var receivedShare: Double?; var answeredShare: Double?; var medianAnswer: TimeInterval? }
 
     var open: [String: Open] = [:]
+    /// One page of the overdue handoffs, most late first.
     var overdue: [Overdue] = []
+    var overdueTotal = 0
+    var overdueLimit: Int
+    var overdueNext: PageCursor?
     /// Consent overrides per sending agency.
     var overrides: [String: Overrides] = [:]
     var compliance7: [String: Compliance] = [:]
     var compliance30: [String: Compliance] = [:]
 
-    init(_ db: Database, now: Date) throws {
-        for row in try Row.fetchAll(db, sql: "SELECT from_agency, to_agency, status, due_receive, due_respond, due_complete, escalation_level, id, service, priority, consent FROM handoff WHERE status NOT IN ('declined','completed','cancelled')") {
-            let from: String = row[0], to: String = row[1]
-            let status = HandoffStatus(rawValue: row[2]) ?? .requested
-            let deadlines = Deadlines(receive: Timestamp.parse(row[3]) ?? .distantFuture, respond: Timestamp.parse(row[4]) ?? .distantFuture, complete: Timestamp.parse(row[5]) ?? .distantFuture)
-            open[from, default: Open()].sent += 1
-            open[to, default: Open()].toServe += 1
-            if let breach = Breach.at(now, status: status, dueReceive: deadlines.receive, dueRespond: deadlines.respond, dueComplete: deadlines.complete) {
-                open[to, default: Open()].overdue += 1
-                overdue.append(Overdue(id: row[7], from: from, to: to, service: row[8], priority: row[9], status: status.rawValue, breach: breach,
-                                       lateBy: now.timeIntervalSince(deadlines[breach]), level: row[6], override: (row[10] as String) == "overridden"))
-            }
+    /// Counted in SQL, so that what is read stays bounded however many handoffs are open.
+    init(_ db: Database, now: Date, overdue page: PageRequest) throws {
+        let stamp = Timestamp.format(now)
+        let overdueArguments: StatementArguments = [stamp, stamp, stamp]
+        for row in try Row.fetchAll(db, sql: "SELECT from_agency, COUNT(*) FROM handoff WHERE status NOT IN ('declined','completed','cancelled') GROUP BY from_agency") {
+            open[row[0], default: Open()].sent = row[1]
         }
-        overdue.sort { $0.lateBy > $1.lateBy }
+        for row in try Row.fetchAll(db, sql: """
+            SELECT to_agency, COUNT(*), SUM(CASE WHEN \(Breach.overdueSQL) THEN 1 ELSE 0 END)
+            FROM handoff WHERE status NOT IN ('declined','completed','cancelled') GROUP BY to_agency
+            """, arguments: overdueArguments) {
+            open[row[0], default: Open()].toServe = row[1]
+            open[row[0], default: Open()].overdue = row[2]
+        }
+        overdueTotal = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM handoff WHERE " + Breach.overdueSQL, arguments: overdueArguments) ?? 0
+        // The clock that ran out is the latest that applies (`Breach.at`); most late first is
+        // the earliest such deadline first.
+        var sql = """
+            SELECT * FROM (SELECT id, from_agency, to_agency, service, priority, status, due_receive, due_respond, due_complete,
+                   escalation_level, consent,
+                   CASE WHEN due_complete < ?1 THEN due_complete
+                        WHEN status IN ('requested','received') AND due_respond < ?1 THEN due_respond
+                        ELSE due_receive END AS breached_at
+            FROM handoff WHERE \(Breach.overdueSQL.replacingOccurrences(of: "?", with: "?1")))
+            """
+        var arguments: StatementArguments = [stamp]
+        if let after = page.after {
+            sql += " WHERE (breached_at, id) > (?2, ?3)"
+            _ = arguments.append(contentsOf: StatementArguments(try after.parts(2)))
+        }
+        sql += " ORDER BY breached_at, id LIMIT \(page.limit + 1)"
+        let (late, next) = page.page(try Row.fetchAll(db, sql: sql, arguments: arguments)) { [$0["breached_at"], $0["id"]] }
+        overdueLimit = page.limit
+        overdueNext = next
+        for row in late {
+            guard let status = HandoffStatus(rawValue: row["status"]), let dueReceive = Timestamp.parse(row["due_receive"]),
+                  let dueRespond = Timestamp.parse(row["due_respond"]), let dueComplete = Timestamp.parse(row["due_complete"]) else {
+                throw RujukError(.storageUnavailable, "handoff \(row["id"] as String): a status or deadline the store cannot read")
+            }
+            guard let breach = Breach.at(now, status: status, dueReceive: dueReceive, dueRespond: dueRespond, dueComplete: dueComplete) else { continue }
+            let deadlines = Deadlines(receive: dueReceive, respond: dueRespond, complete: dueComplete)
+            overdue.append(Overdue(id: row["id"], from: row["from_agency"], to: row["to_agency"], service: row["service"], priority: row["priority"],
+                                   status: status.rawValue, breach: breach, lateBy: now.timeIntervalSince(deadlines[breach]),
+                                   level: row["escalation_level"], override: (row["consent"] as String) == "overridden"))
+        }
         let overrideSince = Timestamp.format(now - 30 * 86400)
         for row in try Row.fetchAll(db, sql: """
             SELECT from_agency, COUNT(*), SUM(created_at >= ?), SUM(consent_ground = 'emergency'), SUM(consent_ground = 'child_protection')

@@ -4,10 +4,11 @@ import Hummingbird
 import RujukCore
 import RujukHTTP
 
-/// The broker's HTTP status API. It reads the store; it never writes.
+/// The broker's HTTP status API. It reads the store; it never writes. `/api/…` needs the bearer
+/// token of a coordinators' system (`[broker] api_tokens`); `/health` and the dashboard do not.
 ///
 /// - `GET /health`
-/// - `GET /api/handoffs?agency=&status=&service=&overdue=true&limit=`
+/// - `GET /api/handoffs?agency=&status=&service=&overdue=true&limit=&cursor=`: a page, newest first
 /// - `GET /api/handoffs/{id}` with the full history
 /// - `GET /api/feed?after=&topic=&limit=`: the monitor feed's events, for re-sync
 struct StatusAPI: Sendable {
@@ -16,6 +17,8 @@ struct StatusAPI: Sendable {
     let clock: any RujukCore.Clock
     let durability: Durability
     let registry: AgencyRegistry
+    /// The coordinators' systems' tokens, by client name; replaced on reload.
+    let tokens: Locked<[String: String]>
 
     func routes() -> Router<BasicRequestContext> {
         let routes = Router()
@@ -46,17 +49,19 @@ struct StatusAPI: Sendable {
             return JSONResponse.make(Health(synchronous: durability, connected: snapshot.connected, committed: snapshot.committed, delivered: snapshot.delivered,
                                             refused: snapshot.refused, auditRecords: records, auditHead: head))
         }
-        routes.get("/api/handoffs") { request, _ in
-            try JSONResponse.make(HandoffList(handoffs: await list(request)))
+        let tokens = self.tokens
+        let api = routes.group("api").add(middleware: BearerTokenMiddleware { Array(tokens.current.values) })
+        api.get("handoffs") { request, _ in
+            try JSONResponse.make(await list(request))
         }
         Dashboard(store: store, registry: registry, clock: clock).add(to: routes)
-        routes.get("/api/feed") { request, _ in
+        api.get("feed") { request, _ in
             let after = Int64(request.query("after") ?? "0") ?? -1
-            guard after >= 0 else { throw RujukError(.schemaViolation, "'after' must be a sequence number") }
-            let limit = min(max(Int(request.query("limit") ?? "") ?? 1000, 1), 10_000)
-            return JSONResponse.make(try await store.feed(after: after, topic: request.query("topic") ?? "", limit: limit))
+            guard after >= 0 else { throw RujukError(.badParameter, "'after' must be a sequence number") }
+            let page = try PageRequest.parse(limit: request.query("limit"), cursor: nil, defaultLimit: 1000, maximum: Self.maximumFeedPage)
+            return JSONResponse.make(try await store.feed(after: after, topic: request.query("topic") ?? "", limit: page.limit))
         }
-        routes.get("/api/handoffs/{id}") { _, context in
+        api.get("handoffs/{id}") { _, context in
             let id = try context.parameters.require("id")
             guard let view = try await handoff(id) else { throw RujukError(.notFound, "no handoff \(id)") }
             return JSONResponse.make(view)
@@ -64,7 +69,14 @@ struct StatusAPI: Sendable {
         return routes
     }
 
-    private func list(_ request: Request) async throws -> [HandoffView] {
+    /// The most handoffs one page of `/api/handoffs` holds (`?limit=`, default 200).
+    public static let maximumPage = 1000
+    /// The most events one page of `/api/feed` holds (`?limit=`, default 1,000).
+    public static let maximumFeedPage = 10_000
+
+    /// One page of handoffs, newest first; `?cursor=` continues after the last page.
+    private func list(_ request: Request) async throws -> HandoffList {
+        let page = try PageRequest.parse(limit: request.query("limit"), cursor: request.query("cursor"), defaultLimit: 200, maximum: Self.maximumPage)
         var conditions: [String] = []
         var arguments: StatementArguments = []
         if let agency = request.query("agency") {
@@ -87,13 +99,17 @@ struct StatusAPI: Sendable {
             conditions.append(Breach.overdueSQL)
             _ = arguments.append(contentsOf: [now, now, now])
         }
-        let limit = min(Int(request.query("limit") ?? "") ?? 200, 5000)
-        let sql = "SELECT * FROM handoff" + (conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")) + " ORDER BY created_at DESC LIMIT \(limit)"
+        if let after = page.after {
+            conditions.append("(created_at, id) < (?, ?)")
+            _ = arguments.append(contentsOf: StatementArguments(try after.parts(2)))
+        }
+        let sql = "SELECT * FROM handoff" + (conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND "))
+            + " ORDER BY created_at DESC, id DESC LIMIT \(page.limit + 1)"
         let now = clock.now()
         let bound = arguments
-        return try await store.pool.read { db in
-            try Row.fetchAll(db, sql: sql, arguments: bound).map { Self.view($0, now: now) }
-        }
+        let rows = try await store.pool.read { db in try Row.fetchAll(db, sql: sql, arguments: bound) }
+        let (items, next) = page.page(rows) { [$0["created_at"], $0["id"]] }
+        return HandoffList(handoffs: items.map { Self.view($0, now: now) }, next: next?.token)
     }
 
     private func handoff(_ id: String) async throws -> HandoffView? {

@@ -89,8 +89,13 @@ public struct HandoffView: Codable, Sendable, Equatable {
     }
 }
 
-/// A list answer of the HTTP APIs.
+/// A list answer of the HTTP APIs: one page, and the cursor of the next when there may be more.
 public struct HandoffList: Codable, Sendable {
     public var handoffs: [HandoffView]
-    public init(handoffs: [HandoffView]) { self.handoffs = handoffs }
+    /// Pass as `?cursor=` for the next page; absent on the last.
+    public var next: String?
+    public init(handoffs: [HandoffView], next: String? = nil) {
+        self.handoffs = handoffs
+        self.next = next
+    }
 }

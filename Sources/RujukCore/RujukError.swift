@@ -26,6 +26,7 @@ public struct RujukError: Error, CustomStringConvertible, Sendable, Equatable {
             case sealInvalid = "seal_invalid"
             case keyUnknown = "key_unknown"
             case storageUnavailable = "storage_unavailable"
+            case badParameter = "bad_parameter"
             case config = "config"
             case `internal` = "internal"
         }
@@ -77,6 +78,9 @@ public struct RujukError: Error, CustomStringConvertible, Sendable, Equatable {
         public static let keyUnknown = Code(.keyUnknown)
         /// The store cannot accept writes now (disk full, I/O error); retry later.
         public static let storageUnavailable = Code(.storageUnavailable)
+        /// An HTTP query parameter that is not what the API takes (a limit that is not a whole
+        /// number within the documented maximum, a cursor the API did not give out).
+        public static let badParameter = Code(.badParameter)
         /// A configuration file is invalid.
         public static let config = Code(.config)
         /// A fault inside Rujuk.

@@ -23,6 +23,7 @@ public enum JSONResponse {
     /// The HTTP status that goes with an error code.
     public static func httpStatus(for code: RujukError.Code) -> HTTPResponse.Status {
         switch code {
+        case .badParameter: .badRequest
         case .notFound: .notFound
         case .unauthorized: .unauthorized
         case .tooLarge: .contentTooLarge
@@ -67,23 +68,33 @@ public struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 }
 
-/// Requires `Authorization: Bearer <token>`, compared in constant time.
+/// Requires `Authorization: Bearer <token>` with one of the accepted tokens, each compared in
+/// constant time; the tokens are asked for at each request, so a reload takes effect at once.
 public struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
-    let token: [UInt8]
+    let tokens: @Sendable () -> [String]
 
-    public init(token: String) { self.token = Array(token.utf8) }
+    public init(token: String) { self.tokens = { [token] } }
+
+    public init(tokens: @escaping @Sendable () -> [String]) { self.tokens = tokens }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let header = request.headers[.authorization] ?? ""
         let given = header.hasPrefix("Bearer ") ? Array(header.dropFirst(7).utf8) : []
+        var matched = false
+        for token in tokens() where Self.same(given, Array(token.utf8)) { matched = true }
+        guard matched else {
+            return JSONResponse.error(RujukError(.unauthorized, "missing or wrong bearer token"))
+        }
+        return try await next(request, context)
+    }
+
+    /// Equal, in a time that depends on the lengths alone.
+    static func same(_ given: [UInt8], _ token: [UInt8]) -> Bool {
         var difference = given.count == token.count ? 0 : 1
         for (index, byte) in token.enumerated() {
             difference |= Int(byte ^ (index < given.count ? given[index] : 0))
         }
-        guard difference == 0 else {
-            return JSONResponse.error(RujukError(.unauthorized, "missing or wrong bearer token"))
-        }
-        return try await next(request, context)
+        return difference == 0
     }
 }
 

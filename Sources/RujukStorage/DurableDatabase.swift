@@ -55,7 +55,8 @@ public enum DurableDatabase {
     /// with `storage_unavailable` naming `what` and the path, and is left untouched.
     public static func open(_ url: URL, durability: Durability, label: String, what: String, pageSize: PageSize) throws -> DatabasePool {
         _ = tuned
-        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try PrivateFiles.makeDirectory(url.deletingLastPathComponent())
+        try PrivateFiles.createFile(url)
         try checkHeader(url, what)
         var configuration = Configuration()
         configuration.foreignKeysEnabled = true

@@ -41,7 +41,7 @@ struct APIOptions: ParsableArguments {
         guard status / 100 == 2 else {
             struct Failure: Decodable { var error: ProtocolError }
             if let failure = try? JSONCoding.decoder().decode(Failure.self, from: data) {
-                throw CLIError("\(failure.error.code): \(failure.error.reason) (HTTP \(status))")
+                throw CLIError("\(failure.error.code): \(TerminalText.safe(failure.error.reason)) (HTTP \(status))")
             }
             throw CLIError("HTTP \(status)")
         }
@@ -85,7 +85,9 @@ enum Table {
         return seconds >= 0 ? "in \(Duration.format(seconds))" : "\(Duration.format(-seconds)) ago"
     }
 
+    /// Columns padded to their widest cell; every cell made safe for a terminal first.
     static func render(_ rows: [[String]]) -> String {
+        let rows = rows.map { $0.map(TerminalText.safe) }
         let widths = (0..<rows[0].count).map { column in rows.map { $0[column].count }.max() ?? 0 }
         return rows.map { row in
             row.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  ")
@@ -110,7 +112,8 @@ enum Table {
             let detail = [event.reason, event.outcome].compactMap { $0 }.joined(separator: "; ")
             lines.append("  \(Timestamp.format(event.at))  \(event.status.rawValue.padding(toLength: 11, withPad: " ", startingAt: 0)) by \(event.by)\(detail.isEmpty ? "" : " — \(detail)")")
         }
-        return lines.joined(separator: "\n") + "\n"
+        // Each line is the CLI's own: a control character in one came from the data.
+        return lines.map(TerminalText.safe).joined(separator: "\n") + "\n"
     }
 }
 

@@ -4,7 +4,9 @@ import Logging
 import RujukAdapter
 import RujukBroker
 import RujukCore
+import RujukStorage
 import ServiceLifecycle
+import UnixSignals
 import ZeroMQ
 
 struct DemoCommand: AsyncParsableCommand {
@@ -28,7 +30,20 @@ struct DemoCommand: AsyncParsableCommand {
 
     func run() async throws {
         let config = try options.load()
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("rujuk-demo-\(ProcessInfo.processInfo.processIdentifier)")
+        // The demo's made-up people are personal data like any other: a directory only this
+        // account can read, removed when the demo ends, Ctrl-C included.
+        let directory = try PrivateFiles.makeTemporaryDirectory(prefix: "rujuk-demo")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try await withThrowingTaskGroup(of: Void.self) { race in
+            race.addTask { try await play(config, in: directory) }
+            race.addTask { for await _ in await UnixSignalsSequence(trapping: .sigint, .sigterm) { return } }
+            try await race.next()
+            race.cancelAll()
+        }
+    }
+
+    /// The network and the scenario; returns after it with `--once`, or runs until cancelled.
+    private func play(_ config: RujukConfiguration, in directory: URL) async throws {
         var logger = Logger(label: "rujuk.demo")
         logger.logLevel = .critical
         let context = try Context()
@@ -38,12 +53,16 @@ struct DemoCommand: AsyncParsableCommand {
         // it is allowed), so that `rujuk watch` can follow the demo without a key.
         let keys = try EphemeralKeys(for: config.registry)
         let registry = keys.apply(to: config.registry)
-        let brokerConfig = BrokerConfiguration(router: "tcp://127.0.0.1:*", monitor: "tcp://127.0.0.1:\(monitorPort == 0 ? "*" : String(monitorPort))", http: HostPort(host: "127.0.0.1", port: httpPort), dataDirectory: directory.appendingPathComponent("broker"), heartbeatMs: 500, transport: .plaintext)
+        let brokerConfig = BrokerConfiguration(router: "tcp://127.0.0.1:*", monitor: "tcp://127.0.0.1:\(monitorPort == 0 ? "*" : String(monitorPort))", http: HostPort(host: "127.0.0.1", port: httpPort), dataDirectory: directory.appendingPathComponent("broker"), heartbeatMs: 500, transport: .plaintext, apiTokens: ["demo": "demo-coordinator"])
         let broker = try Broker(configuration: brokerConfig, registry: registry, context: context, clock: clock, logger: logger)
         print("Rujuk demo — data in \(directory.path); the clock runs \(Int(clock.factor))× real time")
         print("broker: router \(broker.routerEndpoint)")
 
         var adapters: [String: Adapter] = [:]
+        defer {
+            for adapter in adapters.values { adapter.shutdown() }
+            broker.shutdown()
+        }
         func start(_ agency: String) throws -> Adapter {
             let adapterConfig = AdapterConfiguration(agency: agency, broker: broker.routerEndpoint, api: HostPort(host: "127.0.0.1", port: 0), dataDirectory: directory.appendingPathComponent("adapters"), token: "demo-\(agency)", heartbeatMs: 500, sweepInterval: 0.1, transport: .plaintext, keys: keys.agencies[agency])
             let adapter = try Adapter(configuration: adapterConfig, registry: registry, sla: config.sla, context: context, clock: clock, logger: logger)
@@ -65,8 +84,11 @@ struct DemoCommand: AsyncParsableCommand {
                 }
             }
             adapters = try await scenario(started, start: start, printer: printer, group: &group)
-            if let port = broker.boundHTTPPort { print("\nbroker status: http://127.0.0.1:\(port)/api/handoffs") }
-            print("monitor feed: \(broker.monitorEndpoint)  (rujuk watch --monitor \(broker.monitorEndpoint)\(broker.boundHTTPPort.map { " --status http://127.0.0.1:\($0)" } ?? ""))")
+            if let port = broker.boundHTTPPort {
+                print("\nbroker dashboard: http://127.0.0.1:\(port)/dashboard")
+                print("broker status API: http://127.0.0.1:\(port)/api/handoffs  (Authorization: Bearer demo-coordinator)")
+            }
+            print("monitor feed: \(broker.monitorEndpoint)  (RUJUK_STATUS_TOKEN=demo-coordinator rujuk watch --monitor \(broker.monitorEndpoint)\(broker.boundHTTPPort.map { " --status http://127.0.0.1:\($0)" } ?? ""))")
             for (agency, adapter) in adapters.sorted(by: { $0.key < $1.key }) {
                 if let port = adapter.boundHTTPPort { print("adapter \(agency): http://127.0.0.1:\(port)  token demo-\(agency)") }
             }
@@ -74,13 +96,10 @@ struct DemoCommand: AsyncParsableCommand {
                 group.cancelAll()
             } else {
                 print("\nAPIs are up; Ctrl-C to stop.")
-                try await gracefulShutdown()
-                group.cancelAll()
+                // Until Ctrl-C (or SIGTERM) cancels this task from `run`.
+                while true { try await Task.sleep(for: .seconds(3600)) }
             }
         }
-        for adapter in adapters.values { adapter.shutdown() }
-        broker.shutdown()
-        try? FileManager.default.removeItem(at: directory)
     }
 
     /// Prints each adapter's notifications once, as they arrive.
@@ -192,15 +211,15 @@ struct DemoCommand: AsyncParsableCommand {
             body: ReferralBody(subject: Subject(ageBand: "25-34", gender: "male", nationality: "ID", languages: ["id", "sas"], child: false, needs: [], name: "(demo returnee 2)"),
                                consent: Consent(status: .given, scope: [.socialServices], date: Date(), recordedBy: "kbri-kl/citizen-services"))))
         say("  (its receive clock is 1 hour: \(Int(3600 / max(1, speed))) s at this speed; the embassy's adapter escalates when it runs out)")
-        try await wait("the embassy escalates") { try !embassy.ledger.escalations(referralID: homeReferral.id).isEmpty }
-        try await wait("the national task force is told") { try !adapters["gugus-tugas-nasional"]!.ledger.escalations(referralID: homeReferral.id).isEmpty }
+        try await wait("the embassy escalates") { try !embassy.ledger.escalations(referralID: homeReferral.id).escalations.isEmpty }
+        try await wait("the national task force is told") { try !adapters["gugus-tugas-nasional"]!.ledger.escalations(referralID: homeReferral.id).escalations.isEmpty }
         say("\n— Dinas Sosial Lombok Timur's adapter comes online; the escalation is resolved")
         let lombok = try start("dinsos-lombok-timur")
         adapters["dinsos-lombok-timur"] = lombok
         group.addTask { try await lombok.run() }
         group.addTask { while !Task.isCancelled { printer.drain(lombok); try await Task.sleep(for: .milliseconds(50)) } }
         try await wait("the national task force is told it is resolved") {
-            try adapters["gugus-tugas-nasional"]!.ledger.escalations(referralID: homeReferral.id).contains { $0.notice == .resolved }
+            try adapters["gugus-tugas-nasional"]!.ledger.escalations(referralID: homeReferral.id).escalations.contains { $0.notice == .resolved }
         }
         try await Task.sleep(for: .milliseconds(200))  // let the printer show the last notices
         say("\nScenario complete: 6 referrals, 1 declined, 1 delivered after the recipient came online, 1 escalated and resolved, none lost.")

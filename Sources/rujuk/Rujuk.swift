@@ -1,6 +1,7 @@
 import ArgumentParser
 import Dispatch
 import Foundation
+import RujukStorage
 
 /// The entry point: what Swift's async `main` does — the command runs on the main actor while
 /// the main thread serves the main queue (`dispatchMain`, which parks it in libdispatch's
@@ -10,6 +11,10 @@ import Foundation
 @main
 enum Entry {
     static func main() {
+        // Whatever this process creates is its account's alone (ledgers hold personal data).
+        PrivateFiles.restrictUmask()
+        // Lines reach a pipe as they are printed (`make demo | tee demo.log`), not a buffer later.
+        StandardOutput.lineBuffered()
         guard ProcessInfo.processInfo.environment["RUJUK_MAIN_THREAD_WAITS"] != nil else {
             Task { @MainActor in
                 await Rujuk.main()

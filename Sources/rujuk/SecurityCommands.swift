@@ -41,7 +41,7 @@ struct KeygenCommand: ParsableCommand {
             target = try out.map { URL(fileURLWithPath: $0) } ?? options.load().broker.resolvedKeyFile
             keys = try KeyFile.generate(owner: "broker", sealing: false)
         }
-        try FileManager.default.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try PrivateFiles.makeDirectory(target.deletingLastPathComponent())
         do {
             try keys.write(to: target)
         } catch let error as ConfigError {

@@ -4,14 +4,15 @@ import Logging
 import RujukAdapter
 import RujukBroker
 import RujukCore
+import RujukStorage
 import ServiceLifecycle
 import ZeroMQ
 
 struct BrokerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "broker",
-        abstract: "Run the broker (the default), or tell a running one to reload agencies.toml.",
-        subcommands: [BrokerRunCommand.self, BrokerReloadCommand.self],
+        abstract: "Run the broker (the default), tell a running one to reload agencies.toml, or make a status API token.",
+        subcommands: [BrokerRunCommand.self, BrokerReloadCommand.self, BrokerTokenCommand.self],
         defaultSubcommand: BrokerRunCommand.self
     )
 }
@@ -42,7 +43,7 @@ struct BrokerRunCommand: AsyncParsableCommand {
         let hangup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
         hangup.setEventHandler { [options] in
             do {
-                broker.reload(try options.load().registry)
+                try broker.reload(try options.load().registry)
                 logger.notice("agencies.toml reloaded")
             } catch {
                 logger.error("reload refused, the running configuration stays", metadata: ["error": "\(error)"])
@@ -87,6 +88,30 @@ struct BrokerReloadCommand: ParsableCommand {
         }
         guard kill(pid, SIGHUP) == 0 else { throw CLIError("no running broker with process id \(pid) (\(file.path) is stale)") }
         print("asked the broker (process \(pid)) to reload \(config.registry.agencies.count) agencies")
+    }
+}
+
+struct BrokerTokenCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "token",
+        abstract: "Make a bearer token for a coordinators' system to read the broker's status API.",
+        discussion: """
+            Writes a random token to <api_tokens>/NAME.token (default <data_dir>/api-tokens), \
+            created with mode 0600, and prints the file's path; give that file to the system \
+            (`rujuk watch --status-token-file`, or its Authorization: Bearer header). A running \
+            broker takes it at `rujuk broker reload`; removing the file and reloading revokes it.
+            """)
+
+    @OptionGroup var options: ConfigOptions
+    @Option(help: "The client's name: lowercase letters, digits and dashes (e.g. siska-gugus-tugas).") var name: String
+
+    func run() throws {
+        guard ReferralValidation.isAgencyID(name) else { throw ValidationError("--name: lowercase letters, digits and dashes") }
+        let directory = try options.load().broker.resolvedAPITokenDirectory
+        try PrivateFiles.makeDirectory(directory)
+        let file = directory.appendingPathComponent("\(name).token")
+        try SecretFile.create(file, secret: SecretFile.randomToken())
+        print("token for \(name) written to \(file.path) (mode 0600); `rujuk broker reload` makes a running broker accept it")
     }
 }
 

@@ -25,6 +25,7 @@ struct WatchCommand: AsyncParsableCommand {
     @Flag(help: "Only overdue handoffs and escalations.") var overdue = false
     @Option(help: "The broker's monitor feed (default: [broker] monitor of the configuration).") var monitor: String?
     @Option(help: "The broker's status API, for re-sync (default: [broker] http).") var status: String?
+    @Option(help: "A file holding the status API's bearer token, for re-sync (mode 0600; or set RUJUK_STATUS_TOKEN). Not the token itself: a command line shows in `ps`.") var statusTokenFile: String?
     @Option(help: "Print the events after this feed sequence number first.") var since: Int64?
     @Option(help: "Exit after this many events (default: run until Ctrl-C).") var count: Int?
     @Flag(help: "One JSON object per line instead of text.") var json = false
@@ -36,6 +37,7 @@ struct WatchCommand: AsyncParsableCommand {
         let config = try? options.load()
         let monitor = monitor ?? config?.broker.monitor ?? "tcp://127.0.0.1:7701"
         let statusBase = status ?? config.map { "http://\($0.broker.http)" } ?? "http://127.0.0.1:7780"
+        let token = try statusToken()
         if let agency, !ReferralValidation.isAgencyID(agency) { throw ValidationError("--agency is not an agency id") }
         if let province, !ReferralValidation.isProvinceCode(province) { throw ValidationError("--province must be an ISO 3166-2 code such as ID-KR") }
         // One topic on the socket; the other filters are applied here (MONITOR.md §3).
@@ -65,12 +67,12 @@ struct WatchCommand: AsyncParsableCommand {
             if overdue, event.overdue == nil, event.kind != .escalation { return false }
             // Written straight to the file descriptor, so a pipe sees each line as it happens.
             let line = json ? String(decoding: JSONCoding.encode(event), as: UTF8.self) : Self.line(event)
-            FileHandle.standardOutput.write(Data((line + "\n").utf8))
+            FileHandle.standardOutput.write(Data((TerminalText.safe(line) + "\n").utf8))
             printed += 1
             return count.map { printed >= $0 } ?? false
         }
         if let since {
-            let page = try await Self.fetch(statusBase, after: since, topic: topic)
+            let page = try await Self.fetch(statusBase, token: token, after: since, topic: topic)
             for event in page where event.seq > follower.highest {
                 if show(event) { return }
             }
@@ -90,7 +92,7 @@ struct WatchCommand: AsyncParsableCommand {
                 case .skip: break
                 case .resync(let gapTopic, let after):
                     FileHandle.standardError.write(Data("rujuk watch: gap on \(gapTopic) after #\(after); re-syncing from \(statusBase)/api/feed\n".utf8))
-                    let page = try await Self.fetch(statusBase, after: after, topic: gapTopic)
+                    let page = try await Self.fetch(statusBase, token: token, after: after, topic: gapTopic)
                     emit = follower.resynced(page, then: decoded)
                 }
                 for event in emit where show(event) { return }
@@ -98,12 +100,20 @@ struct WatchCommand: AsyncParsableCommand {
         }
     }
 
-    static func fetch(_ base: String, after: Int64, topic: String) async throws -> [FeedEvent] {
+    /// The status API's token: the file given, or RUJUK_STATUS_TOKEN.
+    func statusToken() throws -> String? {
+        if let statusTokenFile { return try SecretFile.read(URL(fileURLWithPath: statusTokenFile), what: "status token file") }
+        return ProcessInfo.processInfo.environment["RUJUK_STATUS_TOKEN"]
+    }
+
+    static func fetch(_ base: String, token: String?, after: Int64, topic: String) async throws -> [FeedEvent] {
         var events: [FeedEvent] = []
         var cursor = after
         while true {
             guard let url = URL(string: "\(base)/api/feed?after=\(cursor)&topic=\(topic)&limit=1000") else { throw ValidationError("bad --status URL") }
-            let (data, response) = try await URLSession.shared.data(from: url)
+            var request = URLRequest(url: url, timeoutInterval: 30)
+            if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+            let (data, response) = try await URLSession.shared.data(for: request)
             guard (response as? HTTPURLResponse)?.statusCode == 200 else { throw CLIError("the broker's feed API answered \((response as? HTTPURLResponse)?.statusCode ?? 0)") }
             let page = try JSONCoding.decode(FeedPage.self, from: Array(data), what: "feed page")
             events += page.events

@@ -3,7 +3,7 @@ import Testing
 @testable import RujukCore
 
 /// Runs the codec over every example in Protocols/examples and checks its verdict.
-@Suite struct ProtocolExampleTests {
+@Suite(.timeLimit(.minutes(5))) struct ProtocolExampleTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
     static func examples() -> [URL] {
@@ -58,8 +58,10 @@ import Testing
 
     @Test func everyErrorCodeIsInTheSpec() throws {
         let spec = try String(contentsOf: Self.root.appendingPathComponent("Protocols/RRP.md"), encoding: .utf8)
+        let schema = try String(contentsOf: Self.root.appendingPathComponent("Protocols/schemas/error.schema.json"), encoding: .utf8)
         for code in RujukError.Code.all {
             #expect(spec.contains("`\(code.rawValue)`"), "Protocols/RRP.md does not list \(code.rawValue)")
+            #expect(schema.contains("\"\(code.rawValue)\""), "error.schema.json does not list \(code.rawValue)")
         }
     }
 

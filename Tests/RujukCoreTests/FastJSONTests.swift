@@ -4,7 +4,7 @@ import Testing
 
 /// The hand-written JSON path must agree with `Codable`: where it decodes, it gives the same
 /// value; where it writes, it gives the same bytes.
-@Suite struct FastJSONTests {
+@Suite(.timeLimit(.minutes(5))) struct FastJSONTests {
     /// A deterministic generator, so a failure can be replayed.
     struct SplitMix: RandomNumberGenerator {
         var state: UInt64

@@ -5,7 +5,7 @@ import Testing
 /// The decoder under hostile input, deterministic and quick enough for every test run: every file
 /// of Fuzz/corpus and every protocol example, then seeded mutations of them. `make fuzz` holds the
 /// same properties over millions of inputs under libFuzzer (Sources/RujukFuzz/DecoderProbe.swift).
-@Suite struct FuzzTests {
+@Suite(.timeLimit(.minutes(5))) struct FuzzTests {
     typealias SplitMix = FastJSONTests.SplitMix
 
     static let corpus = ProtocolExampleTests.root.appendingPathComponent("Fuzz/corpus")

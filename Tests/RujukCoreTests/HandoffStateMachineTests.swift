@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import RujukCore
 
-@Suite struct HandoffStateMachineTests {
+@Suite(.timeLimit(.minutes(5))) struct HandoffStateMachineTests {
     static let legal: Set<String> = [
         "requested>received:recipient", "received>accepted:recipient", "received>declined:recipient",
         "accepted>in_progress:recipient", "in_progress>completed:recipient",

@@ -3,7 +3,7 @@ import RujukCore
 import Testing
 
 /// The free ports the tests and the fault suite listen on.
-@Suite struct LoopbackTests {
+@Suite(.timeLimit(.minutes(5))) struct LoopbackTests {
     @Test func freePortsAreDistinctBindableAndOutsideTheEphemeralRange() throws {
         let range = try String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8)
         let ephemeralStart = Int(range.split(whereSeparator: \.isWhitespace)[0])!

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import RujukCore
 
-@Suite struct SLAClockTests {
+@Suite(.timeLimit(.minutes(5))) struct SLAClockTests {
     let start = Date(timeIntervalSince1970: 1_795_000_000)
     var deadlines: Deadlines { Deadlines(receive: start + 900, respond: start + 86400, complete: start + 7 * 86400) }
     let level2After: TimeInterval = 4 * 3600

@@ -2,7 +2,7 @@
 import Testing
 
 /// The fault suite's verdict is only as good as its checker: each count must see what it names.
-@Suite struct CheckerTests {
+@Suite(.timeLimit(.minutes(5))) struct CheckerTests {
     let route = Route(from: "polda-kepri", to: "rsud-embung-fatimah", service: .medicalCare)
 
     func submission(_ id: String, _ outcome: Submission.Outcome = .acknowledged) -> Submission {

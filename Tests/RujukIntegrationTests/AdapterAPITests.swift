@@ -8,7 +8,7 @@ import RujukCore
 import Testing
 
 /// The agency system's HTTP API, over a real socket.
-@Suite(.serialized) struct AdapterAPITests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct AdapterAPITests {
     struct Client {
         let base: String
         var token = "test-token"

@@ -15,6 +15,7 @@ final class RawPeer {
     init(_ network: Network, agency: String?, key: String? = nil, curve: KeyFile? = nil) throws {
         socket = try Socket(network.context, .dealer)
         try socket.set(ZMQ_RCVTIMEO, Int32(10_000))
+        try socket.set(ZMQ_SNDTIMEO, Int32(10_000))
         let own = curve ?? Network.keys.agencies[key ?? agency ?? "polda-kepri"]!
         try socket.makeCurveClient(serverKey: Network.keys.broker.curvePublic, publicKey: own.curvePublic, secretKey: own.curveSecret)
         try socket.connect(network.broker.routerEndpoint)
@@ -43,7 +44,7 @@ final class RawPeer {
     }
 }
 
-@Suite(.serialized) struct BadInputTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct BadInputTests {
     @Test func eachKindOfBadInputGetsItsErrorAndTheConnectionKeepsWorking() throws {
         let network = try Network()
         let peer = try RawPeer(network, agency: "polda-kepri")

@@ -4,7 +4,7 @@ import RujukCore
 import Testing
 
 /// The `rujuk` executable as an agency's staff would run it, against real adapters.
-@Suite struct CLITests {
+@Suite(.timeLimit(.minutes(5))) struct CLITests {
     struct Run: Sendable {
         var status: Int32
         var out: String
@@ -112,5 +112,31 @@ import Testing
         for personal in ["(demo person)", "(demo returnee)", "(demo returnee 2)", "Rescued at Batu Ampar", "via Polda Kepri PPA unit"] {
             #expect(!demo.out.contains(personal) && !demo.err.contains(personal), "the demo never prints '\(personal)'")
         }
+    }
+
+    @Test func escapeSequencesFromAnotherAgencyAreNotPrintedToTheTerminal() async throws {
+        let network = try Network()
+        let police = try network.adapter("polda-kepri")
+        let hospital = try network.adapter("rsud-embung-fatimah")
+        let task = Task { try await police.run() }
+        defer { task.cancel() }
+        try await waitFor("the API listens") { police.boundHTTPPort != nil }
+        let sent = try police.refer(Network.request())
+        try await waitFor("the hospital has it") { try hospital.ledger.view(sent.id) != nil }
+        // Clear the screen, set the window title, a C1 CSI, a line of its own and a bidi override.
+        let reason = "full\u{1B}[2J\u{1B}]0;owned\u{07}\u{9B}31m\nfake line\u{202E}txe"
+        _ = try hospital.change(sent.id, to: .declined, reason: reason, outcome: nil)
+        try await waitFor("the police have the decline") { try police.ledger.view(sent.id)?.status == .declined }
+
+        let api = ["--api", "http://127.0.0.1:\(police.boundHTTPPort!)", "--token", "test-token"]
+        for command in [["show", sent.id], ["outbox"]] {
+            let run = try await rujuk(command + api)
+            #expect(run.status == 0, "\(run.err)")
+            let controls = run.out.unicodeScalars.filter { ($0.value < 0x20 && $0 != "\n") || (0x7F...0x9F).contains($0.value) || $0.value == 0x202E }
+            #expect(controls.isEmpty, "\(command[0]) printed \(controls.map { String($0.value, radix: 16) })")
+            #expect(!run.out.contains("\nfake line"), "no line of the data's own")
+        }
+        let show = try await rujuk(["show", sent.id] + api)
+        #expect(show.out.contains("full\u{FFFD}[2J"), "the text is still shown, its controls replaced: \(show.out)")
     }
 }

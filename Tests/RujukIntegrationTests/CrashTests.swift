@@ -76,7 +76,7 @@ final class AdapterProcess {
     func terminate() async throws -> Int32 { try await terminateGracefully(process, "the adapter") }
 }
 
-@Suite(.serialized) struct CrashTests {
+@Suite(.serialized, .timeLimit(.minutes(10))) struct CrashTests {
     func childConfig(_ network: Network, endpoint: String) throws -> URL {
         try network.childBrokerConfig(endpoint: endpoint)
     }
@@ -252,7 +252,7 @@ final class AdapterProcess {
 
         let batam = try network.adapter("gugus-tugas-batam")
         try await waitFor("both escalations committed at the broker", timeout: 30) { try committed(firstEscalation) && committed(secondEscalation) }
-        try await waitFor("the task force has both", timeout: 30) { try batam.ledger.escalations().count == 2 }
+        try await waitFor("the task force has both", timeout: 30) { try batam.ledger.escalations().escalations.count == 2 }
         // Everything the broker holds for the task force has been receipted: nothing is on its way.
         try await waitFor("the task force's mailbox is empty") {
             try network.broker.store.pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM delivery WHERE agency = 'gugus-tugas-batam' AND receipted_at IS NULL") } == 0
@@ -288,7 +288,7 @@ final class AdapterProcess {
         let police = try network.adapter("polda-kepri")
         for _ in 0..<40 { _ = try police.refer(Network.request()) }
         try await waitFor("the broker commits all 40") {
-            try police.ledger.list(direction: "outbound", status: nil, service: nil, overdueOnly: false, limit: 100).filter { $0.delivery == "sent" }.count == 40
+            try police.ledger.list(direction: "outbound", status: nil, service: nil, overdueOnly: false, page: PageRequest(limit: 100)).handoffs.filter { $0.delivery == "sent" }.count == 40
         }
         let config = try childAdapterConfig(network, name: "hospital.toml", sla: Network.root.appendingPathComponent("Config/sla.toml"),
                                             broker: network.broker.routerEndpoint, apiPort: try Loopback.freePort(),

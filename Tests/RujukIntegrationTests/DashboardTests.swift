@@ -5,7 +5,7 @@ import RujukCore
 import Testing
 
 /// The coordinators' dashboard in a real browser: Debian's headless Chromium.
-@Suite struct DashboardTests {
+@Suite(.timeLimit(.minutes(5))) struct DashboardTests {
     static let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first { FileManager.default.isExecutableFile(atPath: $0) }
 
     /// The DOM after the page loaded and ran its scripts, as Chromium renders it.
@@ -56,5 +56,73 @@ import Testing
         let timeline = try await render("\(base)/dashboard/handoffs/\(late.id)", in: network.directory)
         #expect(timeline.contains("escalated, level 1") && timeline.contains("status <b>requested</b>") && timeline.contains("deadline: received"))
         #expect(!timeline.contains("Siti Dashboard"))
+    }
+
+    /// Markup wrapped in characters that join it into one grapheme cluster with what is around
+    /// it (a prepended U+0600 before `<`, a combining U+0301 after `>`), in every free-text
+    /// field that reaches a page: a decline reason, a cancel reason, an outcome.
+    static let payloads = [
+        "x \u{600}<img src=x onerror=\"document.body.setAttribute('data-pwned','1')\">\u{301}",
+        "\u{600}<script>document.body.setAttribute('data-pwned','2')</script>\u{301}",
+        "\"\u{301}><svg onload=\"document.body.setAttribute('data-pwned','3')\">",
+    ]
+
+    @Test func markupInFreeTextIsShownAsTextAndNoScriptRuns() async throws {
+        let network = try Network()
+        let police = try network.adapter("polda-kepri")
+        let hospital = try network.adapter("rsud-embung-fatimah")
+        var ids: [String] = []
+        for payload in Self.payloads {
+            let declined = try police.refer(Network.request())
+            let cancelled = try police.refer(Network.request())
+            let completed = try police.refer(Network.request())
+            try await waitFor("the hospital has them") { try [declined, cancelled, completed].allSatisfy { try hospital.ledger.view($0.id) != nil } }
+            _ = try hospital.change(declined.id, to: .declined, reason: payload, outcome: nil)
+            _ = try police.change(cancelled.id, to: .cancelled, reason: payload, outcome: nil)
+            _ = try hospital.change(completed.id, to: .accepted, reason: nil, outcome: nil)
+            _ = try hospital.change(completed.id, to: .inProgress, reason: nil, outcome: nil)
+            _ = try hospital.change(completed.id, to: .completed, reason: nil, outcome: payload)
+            ids += [declined.id, cancelled.id, completed.id]
+        }
+        try await waitFor("the broker has every change") {
+            try network.broker.store.pool.read { db in
+                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM handoff WHERE status IN ('declined', 'cancelled', 'completed')")
+            } == ids.count
+        }
+        let brokerTask = Task { try await network.broker.run() }
+        defer { brokerTask.cancel() }
+        try await waitFor("the dashboard is served") { network.broker.boundHTTPPort != nil }
+        let base = "http://127.0.0.1:\(network.broker.boundHTTPPort!)"
+
+        for id in ids {
+            let url = "\(base)/dashboard/handoffs/\(id)"
+            let (_, body, headers) = try await fetch(url)
+            let html = String(decoding: body, as: UTF8.self)
+            #expect(!html.contains("<img") && !html.contains("<script>document") && !html.contains("<svg onload"), "escaped in the HTML: \(id)")
+            #expect(headers["content-security-policy"]?.contains("script-src 'self'") == true)
+            let page = try await render(url, in: network.directory)
+            #expect(!page.contains("data-pwned=\""), "no script ran on \(id)")
+            #expect(!page.contains("<img src=\"x\""), "no element was made from the text")
+        }
+        let dashboard = try await render("\(base)/dashboard", in: network.directory)
+        #expect(!dashboard.contains("data-pwned=\"") && dashboard.contains("id=\"open\""))
+    }
+
+    @Test func everyPageAndFileOfTheDashboardForbidsInlineScriptAndFraming() async throws {
+        let network = try Network()
+        let brokerTask = Task { try await network.broker.run() }
+        defer { brokerTask.cancel() }
+        try await waitFor("the dashboard is served") { network.broker.boundHTTPPort != nil }
+        let base = "http://127.0.0.1:\(network.broker.boundHTTPPort!)"
+        for path in ["/dashboard", "/dashboard?fragment=live", "/dashboard.js", "/dashboard.css"] {
+            let (status, body, headers) = try await fetch(base + path)
+            #expect(status == 200, "\(path)")
+            let policy = try #require(headers["content-security-policy"], "\(path)")
+            #expect(policy.contains("default-src 'none'") && policy.contains("script-src 'self'") && !policy.contains("unsafe-inline"))
+            #expect(policy.contains("frame-ancestors 'none'") && headers["x-frame-options"] == "DENY")
+            #expect(headers["referrer-policy"] == "no-referrer" && headers["x-content-type-options"] == "nosniff")
+            let text = String(decoding: body, as: UTF8.self)
+            #expect(!text.contains("<script>") && !text.contains("<style>") && !text.contains(" style=\""), "nothing inline on \(path)")
+        }
     }
 }

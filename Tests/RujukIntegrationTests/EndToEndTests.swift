@@ -6,7 +6,7 @@ import RujukCore
 import RujukStorage
 import Testing
 
-@Suite(.serialized) struct EndToEndTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct EndToEndTests {
     func brokerHistory(_ network: Network, _ id: String) throws -> [String] {
         try network.broker.store.pool.read { db in
             try Row.fetchAll(db, sql: "SELECT status, by_agency FROM handoff_event WHERE referral_id = ? ORDER BY seq", arguments: [id]).map { "\($0[0] as String):\($0[1] as String)" }
@@ -78,8 +78,8 @@ import Testing
         envelope.body = nil
         envelope.history = nil
         #expect(try hospital.ledger.view(sent.id, history: false, body: false) == envelope)
-        #expect(try hospital.ledger.list(direction: "inbound", status: nil, service: nil, overdueOnly: false, limit: 10) == [envelope])
-        #expect(try hospital.ledger.list(direction: "outbound", status: nil, service: nil, overdueOnly: false, limit: 10).isEmpty)
+        #expect(try hospital.ledger.list(direction: "inbound", status: nil, service: nil, overdueOnly: false, page: PageRequest(limit: 10)).handoffs == [envelope])
+        #expect(try hospital.ledger.list(direction: "outbound", status: nil, service: nil, overdueOnly: false, page: PageRequest(limit: 10)).handoffs.isEmpty)
 
         let outbound = try #require(try police.ledger.view(sent.id, history: false, body: false))
         #expect(outbound.direction == "outbound" && outbound.delivery == "sent" && outbound.status == .received)
@@ -107,11 +107,11 @@ import Testing
             request.caseRef = "KJRI-JHB-\(index)"
             ids.append(try consulate.refer(request).id)
         }
-        try await waitFor("the broker commits all 20") { try consulate.ledger.list(direction: "outbound", status: nil, service: nil, overdueOnly: false, limit: 100).allSatisfy { $0.delivery == "sent" } }
+        try await waitFor("the broker commits all 20") { try consulate.ledger.list(direction: "outbound", status: nil, service: nil, overdueOnly: false, page: PageRequest(limit: 100)).handoffs.allSatisfy { $0.delivery == "sent" } }
         #expect(try consulate.ledger.view(ids[0])?.status == .requested, "nobody has received it yet")
 
         let shelter = try network.adapter("uptd-ppa-batam")
-        try await waitFor("the shelter receives all 20") { try shelter.ledger.list(direction: "inbound", status: nil, service: nil, overdueOnly: false, limit: 100).count == 20 }
+        try await waitFor("the shelter receives all 20") { try shelter.ledger.list(direction: "inbound", status: nil, service: nil, overdueOnly: false, page: PageRequest(limit: 100)).handoffs.count == 20 }
         let order = try shelter.ledger.notifications(after: 0).compactMap { try JSONCoding.decode(Notification.self, from: $0.1, what: "n").referralId }
         #expect(order == ids, "delivered in the order the broker committed them")
         for (_, payload) in try shelter.ledger.notifications(after: 0) {

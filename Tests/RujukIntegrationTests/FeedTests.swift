@@ -10,9 +10,9 @@ import Testing
 import ZeroMQ
 
 /// The broker's monitor feed: PUB topics, sequence numbers, the re-sync API, `rujuk watch`.
-@Suite(.serialized) struct FeedTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct FeedTests {
     func page(_ port: Int, after: Int64, topic: String) async throws -> FeedPage {
-        let (data, response) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)/api/feed?after=\(after)&topic=\(topic)")!)
+        let (data, response) = try await statusGET("http://127.0.0.1:\(port)/api/feed?after=\(after)&topic=\(topic)")
         #expect((response as? HTTPURLResponse)?.statusCode == 200)
         return try JSONCoding.decode(FeedPage.self, from: Array(data), what: "feed")
     }
@@ -68,7 +68,7 @@ import ZeroMQ
         #expect(byKind.events.count == byAgency.events.count, "only these two agencies have traffic")
         let none = try await page(port, after: 0, topic: "agency/lpsk")
         #expect(none.events.isEmpty)
-        let (_, bad) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)/api/feed?topic=agency/NOT%20AN%20ID")!)
+        let (_, bad) = try await statusGET("http://127.0.0.1:\(port)/api/feed?topic=agency/NOT%20AN%20ID")
         #expect((bad as? HTTPURLResponse)?.statusCode == 422)
     }
 
@@ -96,6 +96,8 @@ import ZeroMQ
                            "--broker-key", Network.keys.broker.curvePublic]
         watch.standardOutput = try FileHandle(forWritingTo: out)
         watch.standardError = try FileHandle(forWritingTo: err)
+        // In the environment, as a coordinator's system would give it: not on the command line.
+        watch.environment = ProcessInfo.processInfo.environment.merging(["RUJUK_STATUS_TOKEN": Network.statusToken]) { $1 }
         try watch.run()
         defer { if watch.isRunning { kill(watch.processIdentifier, SIGKILL) } }
         func printed() throws -> [FeedEvent] {
@@ -138,7 +140,7 @@ import ZeroMQ
     }
 }
 
-@Suite struct FeedFollowerTests {
+@Suite(.timeLimit(.minutes(5))) struct FeedFollowerTests {
     func message(_ seq: Int64, prev: Int64, topic: String = "agency/polda-kepri") -> FeedMessage {
         FeedMessage(topic: topic, prev: prev, event: FeedEvent(
             seq: seq, kind: .transition, referralId: "r", messageId: "m\(seq)", status: .requested, by: "polda-kepri", from: "polda-kepri",

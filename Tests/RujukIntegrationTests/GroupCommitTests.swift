@@ -5,7 +5,7 @@ import RujukCore
 import RujukStorage
 import Testing
 
-@Suite struct GroupCommitTests {
+@Suite(.timeLimit(.minutes(5))) struct GroupCommitTests {
     /// StorageTests' scratch store: a durable file with a table `t` keyed by `id`.
     func scratch() throws -> DatabasePool { try StorageTests().scratch() }
 

@@ -5,7 +5,7 @@ import Testing
 /// The router's in-memory window on an agency's mailbox. With the group commit on its own
 /// thread, a commit becomes visible in the store before the router hears of it, so the window
 /// may have read an entry from the store that the commit then hands it again.
-@Suite struct MailboxTests {
+@Suite(.timeLimit(.minutes(5))) struct MailboxTests {
     func entry(_ seq: Int64) -> MailboxEntry {
         MailboxEntry(seq: seq, messageID: "m\(seq)", kind: .referral, payload: [])
     }

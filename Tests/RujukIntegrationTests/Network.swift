@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import Logging
 import RujukAdapter
 import RujukBroker
@@ -46,6 +49,9 @@ final class Network: @unchecked Sendable {
                 "key_file = \"\(directory.path)/{agency}.key\"\nbroker_key = \"\(keys.broker.curvePublic)\"", directory)
     }()
 
+    /// The bearer token of the broker's status API in these tests.
+    static let statusToken = "test-status-token"
+
     let directory: URL
     let context = try! Context()
     let clock: any RujukCore.Clock
@@ -72,7 +78,8 @@ final class Network: @unchecked Sendable {
     /// process is free a moment later, not at once (a restarted broker process has no such wait:
     /// its listeners went with the old process).
     func startBroker(heartbeatMs: Int = 500, router: String = "tcp://127.0.0.1:*", monitor: String = "tcp://127.0.0.1:*", httpPort: Int = 0, registry: AgencyRegistry? = nil) throws {
-        let configuration = BrokerConfiguration(router: router, monitor: monitor, http: HostPort(host: "127.0.0.1", port: httpPort), dataDirectory: directory.appendingPathComponent("broker"), heartbeatMs: heartbeatMs, inlineCommitMax: inlineCommitMax, keys: Self.keys.broker)
+        let configuration = BrokerConfiguration(router: router, monitor: monitor, http: HostPort(host: "127.0.0.1", port: httpPort), dataDirectory: directory.appendingPathComponent("broker"), heartbeatMs: heartbeatMs, inlineCommitMax: inlineCommitMax, keys: Self.keys.broker,
+                                                apiTokens: ["test-coordinator": Self.statusToken])
         let deadline = Date() + 5
         while true {
             do {
@@ -85,12 +92,12 @@ final class Network: @unchecked Sendable {
     }
 
     @discardableResult
-    func adapter(_ agency: String, heartbeatMs: Int = 500, endpoint: String? = nil) throws -> Adapter {
+    func adapter(_ agency: String, heartbeatMs: Int = 500, endpoint: String? = nil, logger: Logger? = nil) throws -> Adapter {
         let configuration = AdapterConfiguration(
             agency: agency, broker: endpoint ?? broker.routerEndpoint, api: HostPort(host: "127.0.0.1", port: 0),
             dataDirectory: directory.appendingPathComponent("adapters"), token: "test-token", heartbeatMs: heartbeatMs,
             keys: Self.keys.agencies[agency], brokerKey: Self.keys.broker.curvePublic)
-        let adapter = try Adapter(configuration: configuration, registry: Self.registry, sla: Self.sla, context: context, clock: clock, logger: logger)
+        let adapter = try Adapter(configuration: configuration, registry: Self.registry, sla: Self.sla, context: context, clock: clock, logger: logger ?? self.logger)
         adapters[agency] = adapter
         return adapter
     }
@@ -152,4 +159,11 @@ func waitFor(_ what: String, timeout: TimeInterval = 15, interval: TimeInterval 
     }
     Issue.record("timed out after \(timeout)s waiting for: \(what)")
     throw CancellationError()
+}
+
+/// A GET of the broker's status API, with the tests' coordinator token.
+func statusGET(_ url: String) async throws -> (Data, URLResponse) {
+    var request = URLRequest(url: URL(string: url)!, timeoutInterval: 30)
+    request.setValue("Bearer \(Network.statusToken)", forHTTPHeaderField: "Authorization")
+    return try await URLSession.shared.data(for: request)
 }

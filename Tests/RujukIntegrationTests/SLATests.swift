@@ -9,7 +9,7 @@ import Testing
 
 /// The SLA clocks with an injected clock: breaches happen when the test moves time, never by
 /// waiting for them.
-@Suite struct SLATests {
+@Suite(.timeLimit(.minutes(5))) struct SLATests {
     /// A routine referral for psychosocial support from the police to the hospital: receive in
     /// 1 day, respond in 3, complete in 7 (UU 21/2007 Art. 52); level 2 after 4 hours.
     func routineRequest() -> ReferralRequest {
@@ -37,12 +37,12 @@ import Testing
         clock.advance(by: 86400 + 1)
         #expect(police.sweepNow().escalated == 1, "the receive clock ran out")
         #expect(police.sweepNow().escalated == 0, "and is escalated once")
-        try await waitFor("both provincial task forces are told") { try batam.ledger.escalations().count == 1 && kepri.ledger.escalations().count == 1 }
-        let level1 = try #require(try batam.ledger.escalations().first)
+        try await waitFor("both provincial task forces are told") { try batam.ledger.escalations().escalations.count == 1 && kepri.ledger.escalations().escalations.count == 1 }
+        let level1 = try #require(try batam.ledger.escalations().escalations.first)
         #expect(level1.referralId == sent.id && level1.notice == .breach && level1.level == 1 && level1.clock == .receive)
         #expect(level1.targets == ["gugus-tugas-batam", "gugus-tugas-kepri"] && level1.to == "rsud-embung-fatimah")
         #expect(level1.suggestions == ["uptd-ppa-batam"], "who else offers psychosocial support in the Riau Islands")
-        #expect(try nasional.ledger.escalations().isEmpty, "not the national task force at level 1")
+        #expect(try nasional.ledger.escalations().escalations.isEmpty, "not the national task force at level 1")
         let own = try police.notices("handoff.escalated")
         #expect(own.count == 1 && own[0].dutyOfficer == "Piket SPKT Polda Kepri", "the sender's duty officer is told on its own API")
         #expect(try batam.notices("escalation.received").count == 1)
@@ -57,8 +57,8 @@ import Testing
 
         clock.advance(by: 4 * 3600)
         #expect(police.sweepNow().escalated == 1, "still not received four hours later")
-        try await waitFor("the national task force is told") { try nasional.ledger.escalations().count == 1 }
-        let level2 = try #require(try nasional.ledger.escalations().first)
+        try await waitFor("the national task force is told") { try nasional.ledger.escalations().escalations.count == 1 }
+        let level2 = try #require(try nasional.ledger.escalations().escalations.first)
         #expect(level2.level == 2 && level2.clock == .receive)
         #expect(level2.targets == ["gugus-tugas-batam", "gugus-tugas-kepri", "gugus-tugas-nasional"])
         #expect(try brokerLevel(network, sent.id) == 2)
@@ -69,7 +69,7 @@ import Testing
         #expect(try hospital.ledger.view(sent.id) != nil)
         #expect(police.sweepNow().resolved == 1)
         try await waitFor("everyone told is told it is resolved") {
-            try nasional.ledger.escalations().last?.notice == .resolved && batam.ledger.escalations().count == 3 && kepri.ledger.escalations().count == 3
+            try nasional.ledger.escalations().escalations.last?.notice == .resolved && batam.ledger.escalations().escalations.count == 3 && kepri.ledger.escalations().escalations.count == 3
         }
         #expect(try police.notices("handoff.escalation_resolved").count == 1)
         #expect(try brokerLevel(network, sent.id) == 0)
@@ -96,7 +96,7 @@ import Testing
         #expect(hospital.sweepNow().warned == 1)
         #expect(try hospital.notices("handoff.overdue").map(\.clock) == [Breach.respond])
         #expect(police.sweepNow().escalated == 1)
-        try await waitFor("the task force is told of the respond clock") { try batam.ledger.escalations().first?.clock == .respond }
+        try await waitFor("the task force is told of the respond clock") { try batam.ledger.escalations().escalations.first?.clock == .respond }
 
         _ = try hospital.change(sent.id, to: .accepted, reason: nil, outcome: nil)
         try await waitFor("the police see it accepted") { try police.ledger.view(sent.id)?.status == .accepted }
@@ -106,7 +106,7 @@ import Testing
         #expect(police.sweepNow().escalated == 1)
         #expect(hospital.sweepNow().warned == 1)
         #expect(try hospital.notices("handoff.overdue").map(\.clock) == [Breach.respond, .complete])
-        try await waitFor("the task force is told of the complete clock") { try batam.ledger.escalations().last?.clock == .complete }
+        try await waitFor("the task force is told of the complete clock") { try batam.ledger.escalations().escalations.last?.clock == .complete }
     }
 
     @Test func aHandoffResolvedBeforeItsDeadlinesNeverEscalates() async throws {
@@ -125,7 +125,7 @@ import Testing
             let sender = police.sweepNow(), recipient = hospital.sweepNow()
             #expect(sender.escalated == 0 && sender.resolved == 0 && recipient.warned == 0)
         }
-        #expect(try police.ledger.escalations().isEmpty)
+        #expect(try police.ledger.escalations().escalations.isEmpty)
         let pending = try await police.ledger.pool.read { (db: Database) throws -> Int? in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM referral WHERE next_check_at IS NOT NULL") }
         #expect(pending == 0, "a finished handoff leaves the sweep's index")
     }
@@ -187,8 +187,8 @@ import Testing
         police = try network.adapter("polda-kepri")
         let caughtUp = police.sweepNow()
         #expect(caughtUp.escalated == 1, "one notice on start, not one per missed step")
-        try await waitFor("the task force is told") { try batam.ledger.escalations().count == 1 }
-        let notice = try #require(try batam.ledger.escalations().first)
+        try await waitFor("the task force is told") { try batam.ledger.escalations().escalations.count == 1 }
+        let notice = try #require(try batam.ledger.escalations().escalations.first)
         #expect(notice.level == 1 && notice.clock == .complete, "the latest clock that ran out, at level 1")
         #expect(police.sweepNow().escalated == 0)
         clock.advance(by: 4 * 3600)

@@ -8,7 +8,7 @@ import Testing
 /// `HPKE.Sender` seals, `Sealer` opens (both sides are RFC 9180 written out, with the static
 /// Diffie-Hellman per peer and each session's context cached); and both refuse the same
 /// alterations. A session's referrals open in any order, and sessions end when they should.
-@Suite struct SealerTests {
+@Suite(.timeLimit(.minutes(5))) struct SealerTests {
     static let info = Data("rujuk referral body v1".utf8)
     static let suite = HPKE.Ciphersuite.Curve25519_SHA256_ChachaPoly
 

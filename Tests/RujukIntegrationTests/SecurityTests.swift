@@ -12,7 +12,7 @@ import ZeroMQ
 
 /// The [security] guarantees, each against real sockets, real stores and (for keys on disk,
 /// reload and the logs) a real broker process.
-@Suite(.serialized) struct SecurityTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct SecurityTests {
     /// True when `needle` occurs in any file under `directory` (databases, WAL, logs).
     func anyFile(under directory: URL, contains needle: String) throws -> Bool {
         let bytes = Data(needle.utf8)
@@ -40,6 +40,7 @@ import ZeroMQ
         let plain = try Socket(network.context, .dealer)
         defer { plain.close() }
         try plain.set(ZMQ_RCVTIMEO, Int32(300))
+        try plain.set(ZMQ_SNDTIMEO, Int32(10_000))
         try plain.connect(network.broker.routerEndpoint)
         try plain.send(RRPCodec.encode(.hello(Hello(agency: "polda-kepri", credit: 1, heartbeatMs: 1000))))
         #expect(try plain.receive() == nil, "no READY without CURVE")
@@ -104,7 +105,7 @@ import ZeroMQ
         request.body.consent.scope = [.health]
         let police2 = try network.adapter("polda-kepri")
         #expect { try police2.refer(request) } throws: { ($0 as? RujukError)?.code == .consentRequired }
-        #expect(try adapter.ledger.list(direction: "outbound", status: nil, service: nil, overdueOnly: false, limit: 10).isEmpty)
+        #expect(try adapter.ledger.list(direction: "outbound", status: nil, service: nil, overdueOnly: false, page: PageRequest(limit: 10)).handoffs.isEmpty)
     }
 
     @Test func anOverrideIsAcceptedFlaggedOnTheFeedAndTheDashboardAndCounted() async throws {
@@ -125,7 +126,7 @@ import ZeroMQ
         #expect(opened.consent.justification == "child found alone in a raid; no guardian reachable", "the recipient reads the justification")
 
         let port = try #require(network.broker.boundHTTPPort)
-        let (feed, _) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)/api/feed?after=0")!)
+        let (feed, _) = try await statusGET("http://127.0.0.1:\(port)/api/feed?after=0")
         let page = try JSONCoding.decode(FeedPage.self, from: Array(feed), what: "feed")
         #expect(!page.events.isEmpty && page.events.allSatisfy { $0.referralId == sent.id && $0.consentOverride })
         #expect(!String(decoding: feed, as: UTF8.self).contains("raid"), "the justification stays sealed")
@@ -165,6 +166,7 @@ import ZeroMQ
         let own = Network.keys.agencies["polda-kepri"]!
         try raw.makeCurveClient(serverKey: Network.keys.broker.curvePublic, publicKey: own.curvePublic, secretKey: own.curveSecret)
         try raw.set(ZMQ_RCVTIMEO, Int32(10_000))
+        try raw.set(ZMQ_SNDTIMEO, Int32(10_000))
         try raw.connect(endpoint)
         try raw.send(RRPCodec.encode(.hello(Hello(agency: "polda-kepri", credit: 10, heartbeatMs: 60_000))))
         _ = try raw.receive()
@@ -244,7 +246,7 @@ import ZeroMQ
         let replacement = try KeyFile.generate(owner: "polda-kepri", sealing: true)
         var keys = Network.registry.agencies.reduce(into: [String: (curve: String?, seal: String?)]()) { $0[$1.id] = ($1.curveKey, $1.sealKey) }
         keys["polda-kepri"] = (replacement.curvePublic, keys["polda-kepri"]!.seal)
-        network.broker.reload(Network.registry.withKeys(keys))
+        try network.broker.reload(Network.registry.withKeys(keys))
         try await waitFor("the old key's connection is dropped") { police.link.state != .ready && !network.broker.router.snapshot.connected.contains("polda-kepri") }
         let peer = try RawPeer(network, agency: "polda-kepri", curve: replacement)
         try peer.send(.ping)
@@ -275,7 +277,7 @@ import ZeroMQ
             if agency.id == "gugus-tugas-batam" { copy.roles = [.escalations] }
             return copy
         }, services: Network.registry.services)
-        network.broker.reload(withdrawn)
+        try network.broker.reload(withdrawn)
         #expect(try events.wait(for: .disconnected, timeoutMilliseconds: 10_000) != nil, "the broker cut the connection")
     }
 

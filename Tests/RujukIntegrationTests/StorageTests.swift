@@ -6,7 +6,7 @@ import RujukCore
 import RujukStorage
 import Testing
 
-@Suite struct StorageTests {
+@Suite(.timeLimit(.minutes(5))) struct StorageTests {
     func scratch() throws -> DatabasePool {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("rujuk-storage-\(UUID().uuidString)/test.sqlite")
         let pool = try DurableDatabase.open(url, durability: .full, label: "test", what: "test store", pageSize: .large)

@@ -7,7 +7,7 @@ import RujukAdapter
 import RujukCore
 import Testing
 
-@Suite(.serialized) struct StreamAndStatusTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct StreamAndStatusTests {
     @Test func brokerStatusAPIListsAndShowsHandoffsWithHistory() async throws {
         let network = try Network()
         let broker = network.broker!
@@ -24,21 +24,21 @@ import Testing
             try network.broker.store.pool.read { try String.fetchOne($0, sql: "SELECT status FROM handoff WHERE id = ?", arguments: [sent.id]) } == "accepted"
         }
 
-        let (listData, _) = try await URLSession.shared.data(from: URL(string: "\(base)/api/handoffs?agency=rsud-embung-fatimah&status=accepted")!)
+        let (listData, _) = try await statusGET("\(base)/api/handoffs?agency=rsud-embung-fatimah&status=accepted")
         let list = try JSONCoding.decoder().decode(HandoffList.self, from: listData)
         #expect(list.handoffs.map(\.id) == [sent.id])
         #expect(list.handoffs.first?.body == nil)
-        let (none, _) = try await URLSession.shared.data(from: URL(string: "\(base)/api/handoffs?service=shelter")!)
+        let (none, _) = try await statusGET("\(base)/api/handoffs?service=shelter")
         #expect(try JSONCoding.decoder().decode(HandoffList.self, from: none).handoffs.isEmpty)
-        let (overdue, _) = try await URLSession.shared.data(from: URL(string: "\(base)/api/handoffs?overdue=true")!)
+        let (overdue, _) = try await statusGET("\(base)/api/handoffs?overdue=true")
         #expect(try JSONCoding.decoder().decode(HandoffList.self, from: overdue).handoffs.isEmpty, "nothing is overdue yet")
 
-        let (oneData, _) = try await URLSession.shared.data(from: URL(string: "\(base)/api/handoffs/\(sent.id)")!)
+        let (oneData, _) = try await statusGET("\(base)/api/handoffs/\(sent.id)")
         let one = try JSONCoding.decoder().decode(HandoffView.self, from: oneData)
         #expect(one.history?.map(\.status) == [.requested, .received, .accepted])
-        let (_, missing) = try await URLSession.shared.data(from: URL(string: "\(base)/api/handoffs/\(MessageID.make())")!)
+        let (_, missing) = try await statusGET("\(base)/api/handoffs/\(MessageID.make())")
         #expect((missing as? HTTPURLResponse)?.statusCode == 404)
-        let (_, badFilter) = try await URLSession.shared.data(from: URL(string: "\(base)/api/handoffs?status=lost")!)
+        let (_, badFilter) = try await statusGET("\(base)/api/handoffs?status=lost")
         #expect((badFilter as? HTTPURLResponse)?.statusCode == 422)
         let (health, _) = try await URLSession.shared.data(from: URL(string: "\(base)/health")!)
         let healthObject = try JSONSerialization.jsonObject(with: health) as? [String: Any]

@@ -1,7 +1,7 @@
 import Testing
 import ZeroMQ
 
-@Suite struct CurveKeyPairTests {
+@Suite(.timeLimit(.minutes(5))) struct CurveKeyPairTests {
     @Test func generatedPairsAreValidAndDistinct() throws {
         let first = try CurveKeyPair.generate()
         let second = try CurveKeyPair.generate()

@@ -3,7 +3,7 @@ import Testing
 import ZeroMQ
 
 /// CURVE servers vetted by a ZAP handler, over real TCP connections on the loopback.
-@Suite(.serialized) struct CurveSecurityTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct CurveSecurityTests {
     @Test func listedKeyIsAdmittedAsItsUserId() throws {
         let harness = try Harness()
         defer { harness.close() }

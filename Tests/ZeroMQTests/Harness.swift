@@ -29,8 +29,12 @@ final class Harness {
         for socket in sockets { socket.close() }
     }
 
+    /// A socket whose sends and receives give up after `patience`: a test that waits on a
+    /// peer that never comes fails instead of hanging.
     func socket(_ type: SocketType) throws -> Socket {
         let socket = try Socket(context, type)
+        try socket.set(ZMQ_SNDTIMEO, Int32(Self.patience))
+        try socket.set(ZMQ_RCVTIMEO, Int32(Self.patience))
         sockets.append(socket)
         return socket
     }

@@ -4,7 +4,7 @@ import ZeroMQ
 
 /// The worker the broker's router commits through: the result comes back once, through the
 /// poll signal or by waiting, and only one job runs at a time.
-@Suite struct PolledWorkerTests {
+@Suite(.timeLimit(.minutes(5))) struct PolledWorkerTests {
     @Test func aFinishedJobIsSignalledAndTakenOnce() throws {
         let worker = PolledWorker<Int>(label: "test.worker")
         #expect(worker.take(waiting: false) == nil)

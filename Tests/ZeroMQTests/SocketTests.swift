@@ -1,7 +1,7 @@
 import Testing
 import ZeroMQ
 
-@Suite struct SocketTests {
+@Suite(.timeLimit(.minutes(5))) struct SocketTests {
     @Test func tcpMessageCarriesTheDescriptorItCameIn() throws {
         let harness = try Harness()
         defer { harness.close() }

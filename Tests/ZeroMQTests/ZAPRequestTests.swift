@@ -1,7 +1,7 @@
 import Testing
 import ZeroMQ
 
-@Suite struct ZAPRequestTests {
+@Suite(.timeLimit(.minutes(5))) struct ZAPRequestTests {
     private func frames(mechanism: String, credentials: [[UInt8]], version: String = "1.0") -> [[UInt8]] {
         [Array(version.utf8), Array("7".utf8), Array("rujuk".utf8), Array("10.0.0.5".utf8), [], Array(mechanism.utf8)] + credentials
     }

@@ -73,14 +73,22 @@ public struct BrokerConfiguration: Sendable {
     public var keyFile: URL?
     /// Keys already in memory (the demo, tests); when set, `keyFile` is not read.
     public var keys: KeyFile?
+    /// The directory of the status API's client tokens: one `NAME.token` file (mode 0600) per
+    /// coordinators' system, made by `rujuk broker token --name NAME`. Default
+    /// `<data_dir>/api-tokens`.
+    public var apiTokenDirectory: URL?
+    /// Client tokens already in memory, by client name (the demo, tests); when set, the
+    /// directory is not read.
+    public var apiTokens: [String: String]?
 
     public init(
         router: String = "tcp://127.0.0.1:7700", monitor: String = "tcp://127.0.0.1:7701",
         http: HostPort = HostPort(host: "127.0.0.1", port: 7780), dataDirectory: URL = URL(fileURLWithPath: "data/broker"),
         durability: Durability = .full, maxMessageBytes: Int = RRPCodec.defaultMaxMessageBytes, heartbeatMs: Int = 2000,
         maxCredit: Int = 1000, maxBatch: Int = 4096, inlineCommitMax: Int = 32, mailboxMemory: Int = 2048,
-        transport: Transport = .curve, keyFile: URL? = nil, keys: KeyFile? = nil
+        transport: Transport = .curve, keyFile: URL? = nil, keys: KeyFile? = nil, apiTokens: [String: String]? = nil
     ) {
+        self.apiTokens = apiTokens
         self.transport = transport
         self.keyFile = keyFile
         self.keys = keys
@@ -103,6 +111,22 @@ public struct BrokerConfiguration: Sendable {
 
     public var resolvedKeyFile: URL { keyFile ?? dataDirectory.appendingPathComponent("broker.key") }
 
+    public var resolvedAPITokenDirectory: URL { apiTokenDirectory ?? dataDirectory.appendingPathComponent("api-tokens") }
+
+    /// The status API's client tokens by client name: `apiTokens`, or every `NAME.token` file of
+    /// the token directory (none when it does not exist). A token file others can read is
+    /// refused, and with it the start or the reload.
+    public func loadAPITokens() throws -> [String: String] {
+        if let apiTokens { return apiTokens }
+        let directory = resolvedAPITokenDirectory
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory.path) else { return [:] }
+        var tokens: [String: String] = [:]
+        for name in names.sorted() where name.hasSuffix(".token") {
+            tokens[String(name.dropLast(6))] = try SecretFile.read(directory.appendingPathComponent(name), what: "API token file")
+        }
+        return tokens
+    }
+
     /// The broker's keys: `keys`, or the key file. Nil with plaintext transport.
     public func loadKeys() throws -> KeyFile? {
         guard transport == .curve else { return nil }
@@ -112,7 +136,8 @@ public struct BrokerConfiguration: Sendable {
     public static func parse(_ reader: ConfigReader?, relativeTo base: URL) throws -> BrokerConfiguration {
         var config = BrokerConfiguration()
         guard let reader else { return config }
-        try reader.allowOnly(["router", "monitor", "http", "data_dir", "synchronous", "max_message_bytes", "heartbeat_ms", "max_credit", "max_batch", "mailbox_memory", "key_file"])
+        try reader.allowOnly(["router", "monitor", "http", "data_dir", "synchronous", "max_message_bytes", "heartbeat_ms", "max_credit", "max_batch", "mailbox_memory", "key_file",
+                              "api_tokens"])
         config.router = try reader.string("router") ?? config.router
         config.monitor = try reader.string("monitor") ?? config.monitor
         if let http = try reader.string("http") {
@@ -121,6 +146,7 @@ public struct BrokerConfiguration: Sendable {
         }
         if let dir = try reader.string("data_dir") { config.dataDirectory = URL(fileURLWithPath: dir, relativeTo: base).standardizedFileURL }
         if let file = try reader.string("key_file") { config.keyFile = URL(fileURLWithPath: file, relativeTo: base).standardizedFileURL }
+        if let dir = try reader.string("api_tokens") { config.apiTokenDirectory = URL(fileURLWithPath: dir, relativeTo: base).standardizedFileURL }
         config.durability = try readDurability(reader) ?? config.durability
         config.maxMessageBytes = try reader.int("max_message_bytes", in: 1024...(64 << 20)) ?? config.maxMessageBytes
         config.heartbeatMs = try reader.int("heartbeat_ms", in: 100...600_000) ?? config.heartbeatMs
