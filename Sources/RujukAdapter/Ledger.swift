@@ -187,6 +187,12 @@ public final class Ledger: @unchecked Sendable {
                     WHERE purged_at IS NULL AND (status = 'declined' OR status = 'completed' OR status = 'cancelled' OR delivery = 'refused');
                 """)
         }
+        migrator.registerMigration("v6-open-retention") { db in
+            // When the agency system was told that an open handoff's personal data will be
+            // removed for its age (`expireOpen`); it is removed no sooner than the notice period
+            // after this.
+            try db.execute(sql: "ALTER TABLE referral ADD COLUMN retention_notice_at TEXT")
+        }
         return migrator
     }
 }
@@ -213,7 +219,8 @@ public struct Notification: Codable, Sendable {
     public var escalation: Escalation?
     /// For `handoff.escalated`: the sending agency's duty officer desk, from sla.toml.
     public var dutyOfficer: String?
-    /// For `handoff.due_soon` and `handoff.overdue`: which clock, and its deadline.
+    /// For `handoff.due_soon` and `handoff.overdue`: which clock, and its deadline; for
+    /// `handoff.retention_notice`, `due` alone: when the handoff's personal data will be removed.
     public var clock: Breach?
     public var due: Date?
     public var at: Date

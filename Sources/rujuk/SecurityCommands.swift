@@ -106,8 +106,10 @@ struct PurgeCommand: ParsableCommand {
             ends. This removes the person, the consent record and the notes (in the clear and \
             sealed) of every handoff declined, completed, cancelled or refused longer ago than \
             the period, and keeps ids, agencies, service, status, deadlines and history for the \
-            statistics. The default period is [adapter] retention (730d). Safe while the adapter \
-            runs; run it daily from cron or a systemd timer.
+            statistics. The default period is [adapter] retention (730d). A handoff that never \
+            closes loses its personal data once it is [adapter] open_retention old (365d), its \
+            agency system told [adapter] retention_notice (30d) before (handoff.retention_notice). \
+            Safe while the adapter runs; run it daily from cron or a systemd timer.
             """)
 
     @Option(help: "The agency whose ledger to purge.") var agency: String
@@ -131,5 +133,7 @@ struct PurgeCommand: ParsableCommand {
         let ledger = try Ledger(directory: adapter.agencyDirectory, agency: agency, durability: adapter.durability, clock: SystemClock(), registry: config.registry)
         let result = try ledger.purge(closedBefore: Date() - period)
         print("purged the personal data of \(result.purged) handoff(s) closed before \(Timestamp.format(result.closedBefore)) from \(ledger.url.path)")
+        let open = try ledger.expireOpen(createdBefore: Date() - adapter.openRetention, notice: adapter.retentionNotice)
+        print("open handoffs created before \(Timestamp.format(open.createdBefore)): \(open.noticed) announced for removal, personal data of \(open.purged) removed")
     }
 }

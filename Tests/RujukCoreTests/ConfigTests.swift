@@ -83,4 +83,18 @@ import Testing
         #expect(due.respond == now + 3600)
         #expect(due.complete <= now + 7 * 86400)
     }
+
+    @Test func openRetentionAndItsNoticeAreReadAndCheckedAgainstEachOther() throws {
+        func adapter(_ lines: String) throws -> AdapterConfiguration {
+            let table = try TOMLParser.parse("[adapter]\n" + lines, file: "rujuk.toml")
+            return try AdapterConfiguration.parse(ConfigReader(file: "rujuk.toml", table: table).table("adapter"), agency: "lpsk", relativeTo: URL(fileURLWithPath: "/"))
+        }
+        let defaults = try adapter("")
+        #expect(defaults.openRetention == 365 * 86400 && defaults.retentionNotice == 30 * 86400)
+        let set = try adapter("open_retention = \"90d\"\nretention_notice = \"14d\"\n")
+        #expect(set.openRetention == 90 * 86400 && set.retentionNotice == 14 * 86400)
+        for bad in ["open_retention = \"2d\"\n", "retention_notice = \"1h\"\n", "open_retention = \"20d\"\nretention_notice = \"30d\"\n"] {
+            #expect(throws: ConfigError.self, "\(bad)") { try adapter(bad) }
+        }
+    }
 }

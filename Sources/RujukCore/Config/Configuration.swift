@@ -193,14 +193,23 @@ public struct AdapterConfiguration: Sendable {
     /// How long the personal data of a closed handoff is kept before `rujuk purge` removes it.
     /// Default 730 days.
     public var retention: TimeInterval
+    /// How long the personal data of a handoff that is never closed (never answered, never
+    /// completed) is kept, from its creation, before `rujuk purge` removes it. Default 365 days.
+    public var openRetention: TimeInterval
+    /// How long before that the agency system is told (`handoff.retention_notice`); the data is
+    /// removed no sooner than this after the notice. Default 30 days.
+    public var retentionNotice: TimeInterval
 
     public init(
         agency: String, broker: String = "tcp://127.0.0.1:7700", api: HostPort = HostPort(host: "127.0.0.1", port: 7790),
         dataDirectory: URL = URL(fileURLWithPath: "data/adapters"), token: String? = nil, durability: Durability = .full,
         credit: Int = 256, sendWindow: Int = 1024, heartbeatMs: Int = 2000, webhook: WebhookConfiguration? = nil,
         sweepInterval: TimeInterval = 1, transport: Transport = .curve, keyFile: URL? = nil, keys: KeyFile? = nil,
-        brokerKey: String? = nil, retention: TimeInterval = 730 * 86400
+        brokerKey: String? = nil, retention: TimeInterval = 730 * 86400, openRetention: TimeInterval = 365 * 86400,
+        retentionNotice: TimeInterval = 30 * 86400
     ) {
+        self.openRetention = openRetention
+        self.retentionNotice = retentionNotice
         self.sweepInterval = sweepInterval
         self.transport = transport
         self.keyFile = keyFile
@@ -233,13 +242,24 @@ public struct AdapterConfiguration: Sendable {
         var config = AdapterConfiguration(agency: agency)
         guard let reader else { return config }
         try reader.allowOnly(["broker", "api", "data_dir", "token", "synchronous", "credit", "send_window", "heartbeat_ms", "webhook", "sweep_interval",
-                              "key_file", "broker_key", "retention"])
+                              "key_file", "broker_key", "retention", "open_retention", "retention_notice"])
         if let file = try reader.string("key_file") {
             config.keyFile = URL(fileURLWithPath: file.replacingOccurrences(of: "{agency}", with: agency), relativeTo: base).standardizedFileURL
         }
         if let key = try reader.string("broker_key") {
             guard KeyText.isZ85Key(key) else { throw reader.error("broker_key", "must be the broker's CurveZMQ public key: 40 Z85 characters") }
             config.brokerKey = key
+        }
+        if let open = try reader.duration("open_retention") {
+            guard open >= 7 * 86400 else { throw reader.error("open_retention", "must be at least 7d") }
+            config.openRetention = open
+        }
+        if let notice = try reader.duration("retention_notice") {
+            guard notice >= 86400 else { throw reader.error("retention_notice", "must be at least 1d") }
+            config.retentionNotice = notice
+        }
+        guard config.retentionNotice < config.openRetention else {
+            throw reader.error("retention_notice", "must be shorter than open_retention")
         }
         if let retention = try reader.duration("retention") {
             guard retention >= 86400 else { throw reader.error("retention", "must be at least 1d") }
