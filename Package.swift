@@ -114,7 +114,7 @@ let package = Package(
         .testTarget(
             name: "RujukIntegrationTests",
             dependencies: [
-                "RujukCore", "RujukBroker", "RujukAdapter", "RujukStorage", "ZeroMQ",
+                "RujukCore", "RujukBroker", "RujukAdapter", "RujukStorage", "RujukHTTP", "ZeroMQ",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),

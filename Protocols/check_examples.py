@@ -5,7 +5,7 @@ Run from the repository root:
 
     python3 Protocols/check_examples.py [-v]
 
-Each example is run through a model of the RRP/1 decoder written from RRP.md section 3.5: the
+Each example is run through a model of the RRP/2 decoder written from RRP.md section 3.5: the
 size limit, the frame count, the header, the command, the number of body frames, then each body
 frame is parsed as JSON and validated against its JSON Schema, then the few rules JSON Schema
 cannot express (listed in CODEC_ONLY_RULES) are applied. The verdict must equal the example's
@@ -33,7 +33,7 @@ except ImportError:  # pragma: no cover
     sys.exit("check_examples.py needs the jsonschema package: pip install 'jsonschema>=4.18'")
 
 HERE = Path(__file__).resolve().parent
-HEADER = b"RRP/1"
+HEADER = b"RRP/2"
 DEFAULT_MAX_MESSAGE_BYTES = 262144
 
 # Command -> the schema of each body frame, in order. None: a frame the decoder does not

@@ -91,7 +91,7 @@ public final class Adapter: ServiceLifecycle.Service, @unchecked Sendable {
         var referral = Referral(
             id: request.id ?? MessageID.make(at: now), caseRef: request.caseRef, from: agency, to: request.to,
             service: request.service, priority: request.priority,
-            location: request.location ?? Location(province: me.province, regency: me.regency),
+            location: request.location ?? Location(province: me.province, regency: me.regencyCode),
             reason: request.reason, createdAt: now, dueReceive: due.receive, dueRespond: due.respond, dueComplete: due.complete,
             consent: ConsentClaim(request.body.consent), sealed: SealedBody(enc: "", ct: ""))
         // What the broker will check, checked first here, so the agency system hears at once.
@@ -109,14 +109,17 @@ public final class Adapter: ServiceLifecycle.Service, @unchecked Sendable {
     }
 
     /// Applies a status change by this agency and queues it for the broker.
-    public func change(_ id: String, to status: HandoffStatus, reason: String?, outcome: String?) throws -> HandoffView {
-        try ledger.requests.writeAndWait(ledger.localChange(referralID: id, status: status, reason: reason, outcome: outcome))
+    ///
+    /// `reason` (a decline or cancellation) and `outcome` (a completion) are codes; `note` holds
+    /// the words, if any, sealed for the other agency.
+    public func change(_ id: String, to status: HandoffStatus, reason: ClosingReason? = nil, outcome: Outcome? = nil, note: UpdateNote? = nil) throws -> HandoffView {
+        try ledger.requests.writeAndWait(ledger.localChange(referralID: id, status: status, reason: reason, outcome: outcome, note: note))
         return try changed(id, to: status)
     }
 
     /// `change` as the API runs it, sharing the ledger's commit with other requests.
-    public func submitChange(_ id: String, to status: HandoffStatus, reason: String?, outcome: String?) async throws -> HandoffView {
-        try await ledger.requests.write(ledger.localChange(referralID: id, status: status, reason: reason, outcome: outcome))
+    public func submitChange(_ id: String, to status: HandoffStatus, reason: ClosingReason?, outcome: Outcome?, note: UpdateNote?) async throws -> HandoffView {
+        try await ledger.requests.write(ledger.localChange(referralID: id, status: status, reason: reason, outcome: outcome, note: note))
         return try changed(id, to: status)
     }
 

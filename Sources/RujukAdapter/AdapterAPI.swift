@@ -43,7 +43,7 @@ struct AdapterAPI: Sendable {
             let action = try context.parameters.require("action")
             guard let status = actions[action] else { throw RujukError(.notFound, "unknown action '\(action)' (accept, decline, start, complete, cancel)") }
             let change = try await JSONResponse.decode(StatusChangeRequest.self, from: request, limit: 16 * 1024)
-            return JSONResponse.make(try await adapter.submitChange(id, to: status, reason: change.reason, outcome: change.outcome))
+            return JSONResponse.make(try await adapter.submitChange(id, to: status, reason: change.reason, outcome: change.outcome, note: change.note))
         }
         api.get("events") { request, _ in
             let start = Int64(request.headers[HTTPField.Name("Last-Event-ID")!] ?? request.query("after") ?? "") ?? 0

@@ -193,6 +193,29 @@ public final class Ledger: @unchecked Sendable {
             // after this.
             try db.execute(sql: "ALTER TABLE referral ADD COLUMN retention_notice_at TEXT")
         }
+        migrator.registerMigration("v7-envelope-codes") { db in
+            // RRP/2's envelope carries codes where RRP/1 carried words (Protocols/RRP.md section
+            // 9.4): a referral's reason, a decline's or cancellation's reason, an outcome. The
+            // words this ledger holds stay, as this agency's own record: a referral's move into
+            // its body (`ReferralBody.reason`), a change's stay in `reason` and `outcome`, now
+            // the change's note, beside its new code.
+            let referralCodes = ReferralReason.allCases.map { "'\($0.rawValue)'" }.joined(separator: ", ")
+            let closingCodes = ClosingReason.allCases.map { "'\($0.rawValue)'" }.joined(separator: ", ")
+            let outcomeCodes = Outcome.allCases.map { "'\($0.rawValue)'" }.joined(separator: ", ")
+            try db.execute(sql: """
+                UPDATE referral SET body = CAST(json_set(CAST(body AS TEXT), '$.reason', reason) AS BLOB)
+                    WHERE body IS NOT NULL AND reason NOT IN (\(referralCodes));
+                UPDATE referral SET reason = 'other' WHERE reason NOT IN (\(referralCodes));
+                ALTER TABLE event ADD COLUMN reason_code TEXT;
+                ALTER TABLE event ADD COLUMN outcome_code TEXT;
+                UPDATE event SET reason_code = CASE WHEN reason IN (\(closingCodes)) THEN reason ELSE 'other' END
+                    WHERE status = 'declined' OR status = 'cancelled';
+                UPDATE event SET outcome_code = CASE WHEN outcome IN (\(outcomeCodes)) THEN outcome ELSE 'other' END
+                    WHERE status = 'completed';
+                UPDATE event SET reason = NULL WHERE reason = reason_code;
+                UPDATE event SET outcome = NULL WHERE outcome = outcome_code;
+                """)
+        }
         return migrator
     }
 }
@@ -325,7 +348,7 @@ extension Ledger {
             : SLAClock.recipientNextCheck(status: status, deadlines: deadlines, told: [], lead: sla.escalation.warnBefore[referral.priority] ?? 0)
         try db.run(statements, ignoringDuplicate ? Self.insertReferralOrIgnore : Self.insertReferralSQL,
             .text(referral.id), .text(direction), .text(referral.caseRef), .text(referral.from), .text(referral.to), .text(referral.service.rawValue),
-            .text(referral.priority.rawValue), .text(referral.location.province), .text(referral.location.regency), .text(referral.reason),
+            .text(referral.priority.rawValue), .text(referral.location.province), .text(referral.location.regency ?? ""), .text(referral.reason.rawValue),
             .text(status.rawValue), .text(delivery), .text(Timestamp.format(referral.createdAt)), .text(Timestamp.format(referral.dueReceive)),
             .text(Timestamp.format(referral.dueRespond)), .text(Timestamp.format(referral.dueComplete)), .text(stamp), .blob(raw),
             .optional(nextCheck.map(Timestamp.format)), .blob(body), .text(referral.consent.status.rawValue))
@@ -335,21 +358,32 @@ extension Ledger {
     /// The write that applies a status change made by this agency (through the API) and queues
     /// it for the broker; run it through `requests`. The change is validated here, its
     /// transition against the stored status when it runs.
-    func localChange(referralID: String, status: HandoffStatus, reason: String?, outcome: String?) throws -> @Sendable (Database) throws -> Void {
+    ///
+    /// The codes travel as they are; the words of `note`, if any, are sealed for the other agency
+    /// of the handoff, and kept in the clear in this ledger as this agency's own record.
+    func localChange(referralID: String, status: HandoffStatus, reason: ClosingReason?, outcome: Outcome?, note: UpdateNote?) throws -> @Sendable (Database) throws -> Void {
         let now = clock.now()
         let stamp = Timestamp.format(now)
-        let event = HandoffEvent(referralId: referralID, by: agency, status: status, reason: reason, outcome: outcome, at: now)
+        let words = note.flatMap { $0.isEmpty ? nil : $0 }
+        var event = HandoffEvent(referralId: referralID, by: agency, status: status, reason: reason, outcome: outcome, at: now)
         try ReferralValidation.validate(event)
-        return { [self] db in
-            guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT direction, status FROM referral WHERE id = ?"), arguments: [referralID]) else {
+        if let words { try ReferralValidation.validate(words) }
+        return { [self, event] db in
+            var event = event
+            guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT direction, status, from_agency, to_agency FROM referral WHERE id = ?"), arguments: [referralID]) else {
                 throw RujukError(.notFound, "no referral \(referralID)")
             }
             let role: HandoffRole = (row[0] as String) == "outbound" ? .sender : .recipient
             var machine = HandoffStateMachine(status: HandoffStatus(rawValue: row[1]) ?? .requested)
             try machine.apply(status, by: role)
-            try recordEvent(db, event, origin: "local", stamp: stamp)
+            if let words {
+                guard let sealer else { throw RujukError(.internal, "this ledger cannot seal a note") }
+                event.sealed = try sealer.seal(words, for: event, to: role == .sender ? row[3] : row[2])
+            }
             try db.cachedStatement(sql: "INSERT INTO outbox (message_id, kind, referral_id, payload, created_at) VALUES (?, 'update', ?, ?, ?)").execute(
                            arguments: [event.id, referralID, Data(JSONCoding.encode(event)), stamp])
+            event.note = words
+            try recordEvent(db, event, origin: "local", stamp: stamp)
         }
     }
 
@@ -363,9 +397,13 @@ extension Ledger {
     }
 
     private func insertEvent(_ db: Database, _ event: HandoffEvent, origin: String, stamp: String) throws {
-        try db.run(statements, "INSERT INTO event (id, referral_id, status, by_agency, reason, outcome, at, recorded_at, origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                   .text(event.id), .text(event.referralId), .text(event.status.rawValue), .text(event.by), .optional(event.reason),
-                   .optional(event.outcome), .text(Timestamp.format(event.at)), .text(stamp), .text(origin))
+        try db.run(statements, """
+            INSERT INTO event (id, referral_id, status, by_agency, reason_code, outcome_code, reason, outcome, at, recorded_at, origin)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """,
+                   .text(event.id), .text(event.referralId), .text(event.status.rawValue), .text(event.by), .optional(event.reason?.rawValue),
+                   .optional(event.outcome?.rawValue), .optional(event.note?.reason), .optional(event.note?.outcome),
+                   .text(Timestamp.format(event.at)), .text(stamp), .text(origin))
     }
 
     private func setStatus(_ db: Database, _ event: HandoffEvent, stamp: String, nextCheck: Date?) throws {
@@ -429,8 +467,13 @@ extension Ledger {
                         }
                         if try storeReceivedEscalation(db, escalation, payload: payload, stamp: stamp) { new += 1 }
                     case .event:
-                        let event = try JSONCoding.decode(HandoffEvent.self, from: payload, what: "DELIVER")
+                        var event = try JSONCoding.decode(HandoffEvent.self, from: payload, what: "DELIVER")
                         if try db.first(statements, "SELECT 1 FROM event WHERE id = ?", .text(event.id), read: { _ in true }) != true {
+                            try ReferralValidation.validate(event)
+                            if event.sealed != nil {
+                                guard let sealer else { throw RujukError(.internal, "this ledger cannot open sealed notes") }
+                                event.note = try sealer.open(event)
+                            }
                             try applyRemote(db, event, stamp: stamp)
                             new += 1
                         }
@@ -592,8 +635,11 @@ extension Ledger {
     }
 
     static func event(_ row: Row) -> HandoffEvent {
-        HandoffEvent(id: row["id"], referralId: row["referral_id"], by: row["by_agency"], status: HandoffStatus(rawValue: row["status"]) ?? .requested,
-                     reason: row["reason"], outcome: row["outcome"], at: Timestamp.parse(row["at"]) ?? .distantPast)
+        let words = UpdateNote(reason: row["reason"], outcome: row["outcome"])
+        return HandoffEvent(id: row["id"], referralId: row["referral_id"], by: row["by_agency"], status: HandoffStatus(rawValue: row["status"]) ?? .requested,
+                            reason: (row["reason_code"] as String?).flatMap(ClosingReason.init(rawValue:)),
+                            outcome: (row["outcome_code"] as String?).flatMap(Outcome.init(rawValue:)),
+                            note: words.isEmpty ? nil : words, at: Timestamp.parse(row["at"]) ?? .distantPast)
     }
 
     /// The columns `view(_:now:)` reads, each at its position: every query it decodes selects
@@ -635,7 +681,8 @@ extension Ledger {
         return HandoffView(
             id: text(.id), caseRef: text(.caseRef), from: text(.from), to: text(.to),
             service: Service(rawValue: text(.service)) ?? .medicalCare, priority: Priority(rawValue: text(.priority)) ?? .routine,
-            location: Location(province: text(.province), regency: text(.regency)), reason: text(.reason), status: status,
+            location: Location(province: text(.province), regency: text(.regency).isEmpty ? nil : text(.regency)),
+            reason: ReferralReason(rawValue: text(.reason)), status: status,
             createdAt: date(.createdAt), dueReceive: dueReceive, dueRespond: dueRespond, dueComplete: dueComplete,
             updatedAt: date(.updatedAt),
             overdue: Breach.at(now, status: status, dueReceive: dueReceive, dueRespond: dueRespond, dueComplete: dueComplete),

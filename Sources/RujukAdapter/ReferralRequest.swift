@@ -10,12 +10,13 @@ public struct ReferralRequest: Codable, Sendable {
     public var to: String
     public var service: Service
     public var priority: Priority
-    /// Defaults to the sending agency's province and regency.
+    /// Defaults to the sending agency's province and regency code.
     public var location: Location?
-    public var reason: String
+    /// Why, as a code; the words, if any, go in `body.reason`, sealed for the recipient.
+    public var reason: ReferralReason
     public var body: ReferralBody
 
-    public init(id: String? = nil, caseRef: String, to: String, service: Service, priority: Priority, location: Location? = nil, reason: String, body: ReferralBody) {
+    public init(id: String? = nil, caseRef: String, to: String, service: Service, priority: Priority, location: Location? = nil, reason: ReferralReason, body: ReferralBody) {
         self.id = id
         self.caseRef = caseRef
         self.to = to
@@ -32,13 +33,16 @@ public struct ReferralRequest: Codable, Sendable {
     }
 }
 
-/// The body of accept/decline/start/complete/cancel.
+/// The body of accept/decline/start/complete/cancel: a reason code for decline and cancel, an
+/// outcome code for complete, and the words, if any, in `note` (sealed for the other agency).
 public struct StatusChangeRequest: Codable, Sendable {
-    public var reason: String?
-    public var outcome: String?
+    public var reason: ClosingReason?
+    public var outcome: Outcome?
+    public var note: UpdateNote?
 
-    public init(reason: String? = nil, outcome: String? = nil) {
+    public init(reason: ClosingReason? = nil, outcome: Outcome? = nil, note: UpdateNote? = nil) {
         self.reason = reason
         self.outcome = outcome
+        self.note = note
     }
 }

@@ -72,48 +72,74 @@ public struct Sealer: @unchecked Sendable {
 
     /// Seals `body` for the referral's recipient; `referral.sealed` is ignored.
     public func seal(_ body: ReferralBody, for referral: Referral) throws -> SealedBody {
-        _ = try publicKey(of: referral.to)
-        let now = DispatchTime.now().uptimeNanoseconds
-        // The sequence number is taken under the lock, the sealing itself done outside it.
-        let (session, seq) = try sessions.withLock { sessions throws -> (SealingSession, UInt32) in
-            if let session = sessions[referral.to], session.next < sessionLimit, now &- session.started < sessionNanoseconds {
-                sessions[referral.to]!.next += 1
-                return (session, session.next)
-            }
-            let fresh = try SealingSession(context: hpke.encapsulate(to: referral.to), started: now)
-            sessions[referral.to] = fresh
-            sessions[referral.to]!.next = 1
-            return (fresh, 0)
-        }
-        let sealed = try ChaChaPoly.seal(JSONCoding.encode(body), using: session.context.key, nonce: session.context.nonce(seq),
-                                         authenticating: referral.sealedAssociatedData)
-        return SealedBody(enc: session.encBase64, ct: (sealed.ciphertext + sealed.tag).base64EncodedString(), seq: seq == 0 ? nil : Int(seq))
+        try seal(JSONCoding.encode(body), for: referral.to, associatedData: referral.sealedAssociatedData)
     }
 
     /// Opens a referral sealed for this agency, checking it was sealed by `referral.from` for
     /// this very envelope; throws `seal_invalid` otherwise.
     public func open(_ referral: Referral) throws -> ReferralBody {
-        _ = try publicKey(of: referral.from)
-        guard let enc = Data(base64Encoded: referral.sealed.enc), let ciphertext = Data(base64Encoded: referral.sealed.ct) else {
-            throw RujukError(.sealInvalid, "the sealed part of \(referral.id) is not base64")
+        let plaintext = try open(referral.sealed, from: referral.from, associatedData: referral.sealedAssociatedData, what: "the sealed part of \(referral.id)")
+        return try JSONCoding.decode(ReferralBody.self, from: plaintext, what: "the sealed part")
+    }
+
+    /// Seals the words of a status change for the other agency of the handoff, bound to the
+    /// change itself; `event.sealed` is ignored.
+    public func seal(_ note: UpdateNote, for event: HandoffEvent, to recipient: String) throws -> SealedBody {
+        try seal(JSONCoding.encode(note), for: recipient, associatedData: event.sealedAssociatedData)
+    }
+
+    /// Opens the words of a status change made by `event.by` for this agency; nil when it has
+    /// none, `seal_invalid` when they do not open.
+    public func open(_ event: HandoffEvent) throws -> UpdateNote? {
+        guard let sealed = event.sealed else { return nil }
+        let plaintext = try open(sealed, from: event.by, associatedData: event.sealedAssociatedData, what: "the sealed note of \(event.id)")
+        let note = try JSONCoding.decode(UpdateNote.self, from: plaintext, what: "the sealed note")
+        try ReferralValidation.validate(note)
+        return note
+    }
+
+    /// Seals `plaintext` for `recipient` in its current session.
+    private func seal(_ plaintext: [UInt8], for recipient: String, associatedData: [UInt8]) throws -> SealedBody {
+        _ = try publicKey(of: recipient)
+        let now = DispatchTime.now().uptimeNanoseconds
+        // The sequence number is taken under the lock, the sealing itself done outside it.
+        let (session, seq) = try sessions.withLock { sessions throws -> (SealingSession, UInt32) in
+            if let session = sessions[recipient], session.next < sessionLimit, now &- session.started < sessionNanoseconds {
+                sessions[recipient]!.next += 1
+                return (session, session.next)
+            }
+            let fresh = try SealingSession(context: hpke.encapsulate(to: recipient), started: now)
+            sessions[recipient] = fresh
+            sessions[recipient]!.next = 1
+            return (fresh, 0)
         }
-        let seq = referral.sealed.seq ?? 0
+        let sealed = try ChaChaPoly.seal(plaintext, using: session.context.key, nonce: session.context.nonce(seq), authenticating: associatedData)
+        return SealedBody(enc: session.encBase64, ct: (sealed.ciphertext + sealed.tag).base64EncodedString(), seq: seq == 0 ? nil : Int(seq))
+    }
+
+    /// Opens what `sender` sealed for this agency with `associatedData`; `seal_invalid`, naming
+    /// `what`, when it does not open.
+    private func open(_ sealed: SealedBody, from sender: String, associatedData: [UInt8], what: String) throws -> [UInt8] {
+        _ = try publicKey(of: sender)
+        guard let enc = Data(base64Encoded: sealed.enc), let ciphertext = Data(base64Encoded: sealed.ct) else {
+            throw RujukError(.sealInvalid, "\(what) is not base64")
+        }
+        let seq = sealed.seq ?? 0
         guard seq >= 0, seq <= SealedBody.maxSeq, ciphertext.count >= 16 else {
-            throw RujukError(.sealInvalid, "the sealed part of \(referral.id) has no valid sequence number or is too short")
+            throw RujukError(.sealInvalid, "\(what) has no valid sequence number or is too short")
         }
-        let plaintext: Data
         do {
-            let known = ContextCache.Key(sender: referral.from, enc: referral.sealed.enc)
+            let known = ContextCache.Key(sender: sender, enc: sealed.enc)
             let cached = opened.withLock { $0[known] }
-            let context = try cached ?? hpke.decapsulate(enc, from: referral.from)
+            let context = try cached ?? hpke.decapsulate(enc, from: sender)
             let box = try ChaChaPoly.SealedBox(nonce: context.nonce(UInt32(seq)), ciphertext: ciphertext.dropLast(16), tag: ciphertext.suffix(16))
-            plaintext = try ChaChaPoly.open(box, using: context.key, authenticating: referral.sealedAssociatedData)
+            let plaintext = try ChaChaPoly.open(box, using: context.key, authenticating: associatedData)
             // Kept only once it opened something: what does not open never takes a place.
             if cached == nil { opened.withLock { $0.insert(context, for: known) } }
+            return Array(plaintext)
         } catch {
-            throw RujukError(.sealInvalid, "the sealed part of \(referral.id) does not open: altered, sealed for another key, or not by '\(referral.from)'")
+            throw RujukError(.sealInvalid, "\(what) does not open: altered, sealed for another key, or not by '\(sender)'")
         }
-        return try JSONCoding.decode(ReferralBody.self, from: Array(plaintext), what: "the sealed part")
     }
 }
 

@@ -180,6 +180,10 @@ public final class BrokerStore: @unchecked Sendable {
                 CREATE INDEX handoff_to ON handoff(to_agency);
                 """)
         }
+        migrator.registerMigration("v8-envelope-codes") { db in
+            // RRP/2: the envelope carries codes, never words an agency typed (LegacyFreeText).
+            try LegacyFreeText.clear(db)
+        }
         return migrator
     }
 }
@@ -447,8 +451,8 @@ private struct GroupWriter {
     private mutating func recordEvent(_ event: HandoffEvent, _ handoff: Envelope) throws {
         try publish(.transition, handoff, messageID: event.id, status: event.status, by: event.by, at: event.at)
         try db.run(statements, "INSERT INTO handoff_event (id, referral_id, status, by_agency, reason, outcome, at, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                   .text(event.id), .text(event.referralId), .text(event.status.rawValue), .text(event.by), .optional(event.reason),
-                   .optional(event.outcome), .text(Timestamp.format(event.at)), .text(stamp))
+                   .text(event.id), .text(event.referralId), .text(event.status.rawValue), .text(event.by), .optional(event.reason?.rawValue),
+                   .optional(event.outcome?.rawValue), .text(Timestamp.format(event.at)), .text(stamp))
         try db.run(statements, "UPDATE handoff SET status = ?, updated_at = ? WHERE id = ?", .text(event.status.rawValue), .text(stamp), .text(event.referralId))
     }
 
@@ -461,7 +465,7 @@ private struct GroupWriter {
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'requested', ?, ?, ?, ?, ?, ?, ?)
             """,
             .text(referral.id), .text(referral.caseRef), .text(referral.from), .text(referral.to), .text(referral.service.rawValue),
-            .text(referral.priority.rawValue), .text(referral.location.province), .text(referral.location.regency), .text(created),
+            .text(referral.priority.rawValue), .text(referral.location.province), .text(referral.location.regency ?? ""), .text(created),
             .text(Timestamp.format(referral.dueReceive)), .text(Timestamp.format(referral.dueRespond)), .text(Timestamp.format(referral.dueComplete)), .text(stamp),
             .text(referral.consent.status.rawValue), .optional(referral.consent.ground?.rawValue))
         try db.run(statements, "INSERT INTO handoff_event (id, referral_id, status, by_agency, at, recorded_at) VALUES (?, ?, 'requested', ?, ?, ?)",
@@ -554,5 +558,17 @@ private struct GroupWriter {
                 try markReceived(handoff)
             }
         }
+    }
+}
+
+extension BrokerStore {
+    /// One row of `handoff_event` as the status API and the dashboard show it: codes only.
+    static func event(_ row: Row) -> HandoffEvent {
+        HandoffEvent(
+            id: row["id"], referralId: row["referral_id"], by: row["by_agency"],
+            status: HandoffStatus(rawValue: row["status"]) ?? .requested,
+            reason: (row["reason"] as String?).flatMap(ClosingReason.init(rawValue:)),
+            outcome: (row["outcome"] as String?).flatMap(Outcome.init(rawValue:)),
+            at: Timestamp.parse(row["at"]) ?? .distantPast)
     }
 }

@@ -128,7 +128,7 @@ struct Dashboard: Sendable {
         if let overdue = h.overdue { out += " · <span class=\"bad\">overdue: \(overdue.rawValue)</span>" }
         if timeline.escalationLevel > 0 { out += " · <span class=\"bad\">escalation level \(timeline.escalationLevel)</span>" }
         out += "</p></header><main><table id=\"timeline\"><thead><tr><th>When</th><th>What</th><th>By</th></tr></thead><tbody>"
-        var entries: [(Date, String, String)] = timeline.events.map { ($0.at, "status <b>\(escape($0.status.rawValue))</b>" + ($0.reason.map { " — \(escape($0))" } ?? ""), $0.by) }
+        var entries: [(Date, String, String)] = timeline.events.map { ($0.at, "status <b>\(escape($0.status.rawValue))</b>" + (($0.reason?.rawValue ?? $0.outcome?.rawValue).map { " — \(escape($0))" } ?? ""), $0.by) }
         entries += timeline.escalations.map { escalation in
             let what = escalation.notice == .breach
                 ? "<span class=\"bad\">escalated, level \(escalation.level)</span>: \(escalation.clock.rawValue) clock ran out; told \(escalation.targets.map(escape).joined(separator: ", "))"
@@ -312,10 +312,7 @@ struct Timeline {
         guard let row = try Row.fetchOne(db, sql: "SELECT * FROM handoff WHERE id = ?", arguments: [id]) else { return nil }
         handoff = StatusAPI.view(row, now: now)
         escalationLevel = row["escalation_level"]
-        events = try Row.fetchAll(db, sql: "SELECT * FROM handoff_event WHERE referral_id = ? ORDER BY seq", arguments: [id]).map { event in
-            HandoffEvent(id: event["id"], referralId: event["referral_id"], by: event["by_agency"], status: HandoffStatus(rawValue: event["status"]) ?? .requested,
-                         reason: event["reason"], outcome: event["outcome"], at: Timestamp.parse(event["at"]) ?? .distantPast)
-        }
+        events = try Row.fetchAll(db, sql: "SELECT * FROM handoff_event WHERE referral_id = ? ORDER BY seq", arguments: [id]).map(BrokerStore.event)
         escalations = try Data.fetchAll(db, sql: "SELECT m.payload FROM escalation x JOIN message m ON m.id = x.id WHERE x.referral_id = ? ORDER BY x.recorded_at", arguments: [id])
             .compactMap { try? JSONCoding.decode(Escalation.self, from: [UInt8]($0), what: "store") }
     }

@@ -506,8 +506,8 @@ public final class RouterLoop: @unchecked Sendable {
     // MARK: - Sessions
 
     private func openSession(_ hello: Hello, message: Multipart, routingID: [UInt8], _ socket: Socket) {
-        guard hello.versions.contains(1) else {
-            return refuse(RujukError(.versionUnsupported, "this broker speaks RRP version 1"), id: nil, to: routingID, socket)
+        guard hello.versions.contains(2) else {
+            return refuse(RujukError(.versionUnsupported, "this broker speaks RRP version 2"), id: nil, to: routingID, socket)
         }
         // With CURVE the agency is the one whose key the connection proved (the ZAP handler's
         // User-Id), never what the HELLO says. Without it (plaintext, the demo) it is the HELLO.
@@ -542,7 +542,7 @@ public final class RouterLoop: @unchecked Sendable {
         sessionByAgency[agency] = routingID
         mailboxes[agency, default: Mailbox()].release()
         logger.info("session opened", metadata: ["agency.id": "\(agency)", "credit": "\(credit)"])
-        send(.ready(Ready(version: 1, agency: agency, heartbeatMs: configuration.heartbeatMs, maxMessageBytes: configuration.maxMessageBytes, credit: credit)), to: routingID, socket)
+        send(.ready(Ready(version: 2, agency: agency, heartbeatMs: configuration.heartbeatMs, maxMessageBytes: configuration.maxMessageBytes, credit: credit)), to: routingID, socket)
         pump(agency, socket)
     }
 

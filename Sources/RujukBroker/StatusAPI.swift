@@ -117,12 +117,7 @@ struct StatusAPI: Sendable {
         return try await store.pool.read { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT * FROM handoff WHERE id = ?", arguments: [id]) else { return nil }
             var view = Self.view(row, now: now)
-            view.history = try Row.fetchAll(db, sql: "SELECT * FROM handoff_event WHERE referral_id = ? ORDER BY seq", arguments: [id]).map { event in
-                HandoffEvent(
-                    id: event["id"], referralId: event["referral_id"], by: event["by_agency"],
-                    status: HandoffStatus(rawValue: event["status"]) ?? .requested, reason: event["reason"], outcome: event["outcome"],
-                    at: Timestamp.parse(event["at"]) ?? .distantPast)
-            }
+            view.history = try Row.fetchAll(db, sql: "SELECT * FROM handoff_event WHERE referral_id = ? ORDER BY seq", arguments: [id]).map(BrokerStore.event)
             return view
         }
     }
@@ -133,7 +128,7 @@ struct StatusAPI: Sendable {
         return HandoffView(
             id: row["id"], caseRef: row["case_ref"], from: row["from_agency"], to: row["to_agency"],
             service: Service(rawValue: row["service"]) ?? .medicalCare, priority: Priority(rawValue: row["priority"]) ?? .routine,
-            location: Location(province: row["province"], regency: row["regency"]), reason: nil, status: status,
+            location: Location(province: row["province"], regency: (row["regency"] as String).isEmpty ? nil : row["regency"]), reason: nil, status: status,
             createdAt: date("created_at"), dueReceive: date("due_receive"), dueRespond: date("due_respond"),
             dueComplete: date("due_complete"), updatedAt: date("updated_at"),
             overdue: Breach.at(now, status: status, dueReceive: date("due_receive"), dueRespond: date("due_respond"), dueComplete: date("due_complete"))

@@ -336,6 +336,13 @@ public struct JSONFields: Sendable {
         guard let value = self[key] else { throw FastJSONMiss() }
         return try JSONFields(value)
     }
+
+    public func optionalObject(_ key: String) throws(FastJSONMiss) -> JSONFields? {
+        switch self[key] {
+        case nil, .null?: return nil
+        case let value?: return try JSONFields(value)
+        }
+    }
 }
 
 /// A type that can decode itself from `JSONFields`, throwing `FastJSONMiss` wherever the

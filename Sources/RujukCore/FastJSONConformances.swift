@@ -6,7 +6,7 @@ import Foundation
 
 extension Location: FastJSONDecodable, FastJSONEncodable {
     public init(fastJSON fields: JSONFields) throws(FastJSONMiss) {
-        self.init(province: try fields.string("province"), regency: try fields.string("regency"))
+        self.init(province: try fields.string("province"), regency: try fields.optionalString("regency"))
     }
 
     public func write(to writer: inout JSONWriter) {
@@ -64,13 +64,14 @@ extension ReferralBody: FastJSONDecodable, FastJSONEncodable {
     public init(fastJSON fields: JSONFields) throws(FastJSONMiss) {
         self.init(
             subject: try Subject(fastJSON: fields.object("subject")), consent: try Consent(fastJSON: fields.object("consent")),
-            notes: try fields.optionalString("notes"))
+            reason: try fields.optionalString("reason"), notes: try fields.optionalString("notes"))
     }
 
     public func write(to writer: inout JSONWriter) {
         writer.beginObject()
         writer.field("consent", consent)
         writer.field("notes", notes)
+        writer.field("reason", reason)
         writer.field("subject", subject)
         writer.endObject()
     }
@@ -81,7 +82,7 @@ extension Referral: FastJSONDecodable, FastJSONEncodable {
         self.init(
             id: try fields.string("id"), caseRef: try fields.string("case_ref"), from: try fields.string("from"),
             to: try fields.string("to"), service: try fields.value("service"), priority: try fields.value("priority"),
-            location: try Location(fastJSON: fields.object("location")), reason: try fields.string("reason"),
+            location: try Location(fastJSON: fields.object("location")), reason: try fields.value("reason"),
             createdAt: try fields.date("created_at"), dueReceive: try fields.date("due_receive"),
             dueRespond: try fields.date("due_respond"), dueComplete: try fields.date("due_complete"),
             consent: try ConsentClaim(fastJSON: fields.object("consent")), sealed: try SealedBody(fastJSON: fields.object("sealed")))
@@ -140,8 +141,9 @@ extension HandoffEvent: FastJSONDecodable, FastJSONEncodable {
     public init(fastJSON fields: JSONFields) throws(FastJSONMiss) {
         self.init(
             id: try fields.string("id"), referralId: try fields.string("referral_id"), by: try fields.string("by"),
-            status: try fields.value("status"), reason: try fields.optionalString("reason"),
-            outcome: try fields.optionalString("outcome"), at: try fields.date("at"))
+            status: try fields.value("status"), reason: try fields.optionalValue("reason"),
+            outcome: try fields.optionalValue("outcome"), sealed: try fields.optionalObject("sealed").map(SealedBody.init(fastJSON:)),
+            note: try fields.optionalObject("note").map(UpdateNote.init(fastJSON:)), at: try fields.date("at"))
     }
 
     public func write(to writer: inout JSONWriter) {
@@ -149,10 +151,25 @@ extension HandoffEvent: FastJSONDecodable, FastJSONEncodable {
         writer.field("at", at)
         writer.field("by", by)
         writer.field("id", id)
+        writer.field("note", note)
         writer.field("outcome", outcome)
         writer.field("reason", reason)
         writer.field("referral_id", referralId)
+        writer.field("sealed", sealed)
         writer.field("status", status)
+        writer.endObject()
+    }
+}
+
+extension UpdateNote: FastJSONDecodable, FastJSONEncodable {
+    public init(fastJSON fields: JSONFields) throws(FastJSONMiss) {
+        self.init(reason: try fields.optionalString("reason"), outcome: try fields.optionalString("outcome"))
+    }
+
+    public func write(to writer: inout JSONWriter) {
+        writer.beginObject()
+        writer.field("outcome", outcome)
+        writer.field("reason", reason)
         writer.endObject()
     }
 }

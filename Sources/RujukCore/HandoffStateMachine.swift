@@ -38,22 +38,28 @@ public struct HandoffStateMachine: Sendable, Equatable {
         }
     }
 
-    /// Validates the event's own content: a decline or cancellation needs a reason, a completion
-    /// an outcome, and `requested` is never an event (it is the referral itself).
+    /// Validates the event's own content: a decline or cancellation needs a reason code, a
+    /// completion an outcome code, and `requested` is never an event (it is the referral itself).
     public static func validate(_ event: HandoffEvent) throws {
         switch event.status {
         case .requested:
             throw RujukError(.schemaViolation, "status 'requested' is set by the referral itself, not by an update")
         case .declined, .cancelled:
-            if (event.reason ?? "").isBlank {
-                throw RujukError(.schemaViolation, "'\(event.status.rawValue)' requires a non-empty reason")
+            if event.reason == nil {
+                throw RujukError(.schemaViolation, "'\(event.status.rawValue)' requires a reason code")
             }
         case .completed:
-            if (event.outcome ?? "").isBlank {
-                throw RujukError(.schemaViolation, "'completed' requires a non-empty outcome")
+            if event.outcome == nil {
+                throw RujukError(.schemaViolation, "'completed' requires an outcome code")
             }
         default:
             break
+        }
+        if event.reason != nil && event.status != .declined && event.status != .cancelled {
+            throw RujukError(.schemaViolation, "'reason' is only for 'declined' and 'cancelled'")
+        }
+        if event.outcome != nil && event.status != .completed {
+            throw RujukError(.schemaViolation, "'outcome' is only for 'completed'")
         }
     }
 

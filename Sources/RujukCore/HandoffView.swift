@@ -34,7 +34,7 @@ public struct HandoffView: Codable, Sendable, Equatable {
     public var service: Service
     public var priority: Priority
     public var location: Location
-    public var reason: String?
+    public var reason: ReferralReason?
     public var status: HandoffStatus
     public var createdAt: Date
     public var dueReceive: Date
@@ -53,7 +53,7 @@ public struct HandoffView: Codable, Sendable, Equatable {
 
     public init(
         id: String, caseRef: String, from: String, to: String, service: Service, priority: Priority, location: Location,
-        reason: String?, status: HandoffStatus, createdAt: Date, dueReceive: Date, dueRespond: Date, dueComplete: Date,
+        reason: ReferralReason?, status: HandoffStatus, createdAt: Date, dueReceive: Date, dueRespond: Date, dueComplete: Date,
         updatedAt: Date, overdue: Breach? = nil, history: [HandoffEvent]? = nil, body: ReferralBody? = nil,
         direction: String? = nil, delivery: String? = nil
     ) {

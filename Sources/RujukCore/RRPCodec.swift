@@ -3,13 +3,13 @@ import Foundation
 /// Turns RRP frames into messages and back (Protocols/RRP.md, section 2).
 ///
 /// Every message is `[header, command, body...]`: the header frame is the ASCII string
-/// `RRP/1`, the command frame one of `RRPCommand`, and the body frames UTF-8 JSON. On a ROUTER
+/// `RRP/2`, the command frame one of `RRPCommand`, and the body frames UTF-8 JSON. On a ROUTER
 /// socket the peer's routing id comes before these frames and is not the codec's business.
 public enum RRPCodec {
-    /// The header frame of protocol major version 1.
-    public static let header: [UInt8] = Array("RRP/1".utf8)
+    /// The header frame of protocol major version 2.
+    public static let header: [UInt8] = Array("RRP/2".utf8)
     /// The protocol versions this implementation speaks in HELLO/READY.
-    public static let versions = [1]
+    public static let versions = [2]
     /// The default limit on the bytes of one message, all frames together.
     public static let defaultMaxMessageBytes = 256 * 1024
 
@@ -61,9 +61,9 @@ public enum RRPCodec {
         }
         guard frames[0] == header else {
             if frames[0].starts(with: Array("RRP/".utf8)) {
-                throw RujukError(.versionUnsupported, "header frame names a protocol version this peer does not speak; expected RRP/1")
+                throw RujukError(.versionUnsupported, "header frame names a protocol version this peer does not speak; expected RRP/2")
             }
-            throw RujukError(.badFrame, "the first frame must be the header 'RRP/1'")
+            throw RujukError(.badFrame, "the first frame must be the header 'RRP/2'")
         }
         guard let name = String(validating: frames[1], as: UTF8.self), let command = RRPCommand(rawValue: name) else {
             let shown = frames[1].count <= 16 ? String(decoding: frames[1].filter { $0 >= 32 && $0 < 127 }, as: UTF8.self) : "…"

@@ -30,7 +30,7 @@ public struct Hello: Codable, Sendable, Equatable {
     /// Free-form software name and version, for logs.
     public var software: String?
 
-    public init(agency: String, versions: [Int] = [1], credit: Int, heartbeatMs: Int, software: String? = nil) {
+    public init(agency: String, versions: [Int] = RRPCodec.versions, credit: Int, heartbeatMs: Int, software: String? = nil) {
         self.agency = agency
         self.versions = versions
         self.credit = credit

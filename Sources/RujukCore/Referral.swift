@@ -1,12 +1,13 @@
 import Foundation
 
 /// Where the person is, as the sender knows it: a province as ISO 3166-2 (`ID-KR` for the
-/// Riau Islands, `MY-01` for Johor) and a regency or city by name.
+/// Riau Islands, `MY-01` for Johor) and, in Indonesia, a regency or city by its Kemendagri code
+/// (`21.71` for Kota Batam). Codes, not names: nothing typed by hand reaches the broker.
 public struct Location: Codable, Sendable, Equatable {
     public var province: String
-    public var regency: String
+    public var regency: String?
 
-    public init(province: String, regency: String) {
+    public init(province: String, regency: String? = nil) {
         self.province = province
         self.regency = regency
     }
@@ -15,10 +16,10 @@ public struct Location: Codable, Sendable, Equatable {
 /// A request from one agency to another to provide a service to a person.
 ///
 /// What travels is an envelope and a sealed part. The envelope is what the broker reads to
-/// route, authorize, validate and track the handoff; it holds no personal data (`caseRef` is a
-/// pseudonymous reference, `reason` a short non-identifying statement of need, `consent` says
-/// only on what basis the person is referred and to which kinds of agency). Everything about the
-/// person — who they are, the consent record itself, the notes — is a `ReferralBody`, sealed by
+/// route, authorize, validate and track the handoff; it holds no personal data and no free text
+/// (`caseRef` is a pseudonymous reference, `reason` a code, `consent` says only on what basis
+/// the person is referred and to which kinds of agency). Everything about the person — who they
+/// are, the consent record itself, the reason and the notes in words — is a `ReferralBody`, sealed by
 /// the sending adapter for the recipient agency's key (`sealed`); only the recipient's adapter
 /// can open it.
 public struct Referral: Codable, Sendable, Equatable {
@@ -31,8 +32,8 @@ public struct Referral: Codable, Sendable, Equatable {
     public var service: Service
     public var priority: Priority
     public var location: Location
-    /// Why the service is needed, without identifying anyone (at most 280 characters).
-    public var reason: String
+    /// Why the service is needed, as a code.
+    public var reason: ReferralReason
     public var createdAt: Date
     /// The recipient's adapter must have stored the referral by then.
     public var dueReceive: Date
@@ -47,7 +48,7 @@ public struct Referral: Codable, Sendable, Equatable {
 
     public init(
         id: String = MessageID.make(), caseRef: String, from: String, to: String, service: Service,
-        priority: Priority, location: Location, reason: String, createdAt: Date,
+        priority: Priority, location: Location, reason: ReferralReason, createdAt: Date,
         dueReceive: Date, dueRespond: Date, dueComplete: Date, consent: ConsentClaim, sealed: SealedBody
     ) {
         self.id = id
@@ -81,12 +82,19 @@ public struct Referral: Codable, Sendable, Equatable {
     /// part cannot be moved to another referral.
     public var sealedAssociatedData: [UInt8] {
         let fields: [String] = [
-            "rujuk-referral/1", id, caseRef, from, to, service.rawValue, priority.rawValue, location.province, location.regency, reason,
+            "rujuk-referral/2", id, caseRef, from, to, service.rawValue, priority.rawValue, location.province, location.regency ?? "", reason.rawValue,
             Timestamp.format(createdAt), Timestamp.format(dueReceive), Timestamp.format(dueRespond), Timestamp.format(dueComplete),
             consent.status.rawValue, consent.ground?.rawValue ?? "", consent.scope.map(\.rawValue).sorted().joined(separator: ","),
         ]
-        // Each field length-prefixed: text moved from one field to the next (a regency and a
-        // reason may both hold a line break) changes the bytes.
+        return AssociatedData.fields(fields)
+    }
+}
+
+/// The bytes a seal authenticates besides its plaintext, from the fields of what it travels
+/// with (Protocols/RRP.md section 9.2): each field length-prefixed, so that text moved from one
+/// field to the next changes the bytes.
+public enum AssociatedData {
+    public static func fields(_ fields: [String]) -> [UInt8] {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(512)
         for field in fields {
@@ -153,11 +161,14 @@ public struct SealedBody: Codable, Sendable, Equatable {
 public struct ReferralBody: Codable, Sendable, Equatable {
     public var subject: Subject
     public var consent: Consent
+    /// Why the service is needed, in the sender's words (the envelope has the code).
+    public var reason: String?
     public var notes: String?
 
-    public init(subject: Subject, consent: Consent, notes: String? = nil) {
+    public init(subject: Subject, consent: Consent, reason: String? = nil, notes: String? = nil) {
         self.subject = subject
         self.consent = consent
+        self.reason = reason
         self.notes = notes
     }
 }
@@ -249,6 +260,11 @@ public struct Consent: Codable, Sendable, Equatable {
 
 /// A status change on a handoff, made by one of its two agencies (or by the broker, for
 /// `received`, on the recipient's behalf when its adapter confirmed storage).
+///
+/// What travels holds codes only; the words an agency writes with a change (why it declined,
+/// how the service ended) are an `UpdateNote` sealed for the other agency (`sealed`), as a
+/// referral's body is. `note` is that note opened, in an adapter's own records and API: it is
+/// never sent, and the broker refuses an UPDATE that carries one.
 public struct HandoffEvent: Codable, Sendable, Equatable {
     /// UUIDv7 chosen by whoever made the change; the deduplication key.
     public var id: String
@@ -257,14 +273,18 @@ public struct HandoffEvent: Codable, Sendable, Equatable {
     public var by: String
     public var status: HandoffStatus
     /// Required for `declined` and `cancelled`.
-    public var reason: String?
+    public var reason: ClosingReason?
     /// Required for `completed`.
-    public var outcome: String?
+    public var outcome: Outcome?
+    /// The `UpdateNote` sealed for the other agency of the handoff, if the change has words.
+    public var sealed: SealedBody?
+    /// The words opened (the adapter's own records and API only).
+    public var note: UpdateNote?
     public var at: Date
 
     public init(
         id: String = MessageID.make(), referralId: String, by: String, status: HandoffStatus,
-        reason: String? = nil, outcome: String? = nil, at: Date
+        reason: ClosingReason? = nil, outcome: Outcome? = nil, sealed: SealedBody? = nil, note: UpdateNote? = nil, at: Date
     ) {
         self.id = id
         self.referralId = referralId
@@ -272,11 +292,44 @@ public struct HandoffEvent: Codable, Sendable, Equatable {
         self.status = status
         self.reason = reason
         self.outcome = outcome
+        self.sealed = sealed
+        self.note = note
         self.at = at
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, by, status, reason, outcome, at
+        case id, by, status, reason, outcome, sealed, note, at
         case referralId = "referral_id"
     }
+
+    /// The bytes the sealed note authenticates besides its words: the whole change, so the note
+    /// cannot be moved onto another change (RRP.md section 9.3).
+    public var sealedAssociatedData: [UInt8] {
+        AssociatedData.fields([
+            "rujuk-update/2", id, referralId, by, status.rawValue, reason?.rawValue ?? "", outcome?.rawValue ?? "", Timestamp.format(at),
+        ])
+    }
+
+    /// The change as it travels: without the opened note.
+    public var wire: HandoffEvent {
+        var copy = self
+        copy.note = nil
+        return copy
+    }
+}
+
+/// The words that go with a status change, sealed for the other agency of the handoff.
+public struct UpdateNote: Codable, Sendable, Equatable {
+    /// Why it was declined or cancelled, in words (at most 2,000 characters).
+    public var reason: String?
+    /// How the service ended, in words (at most 2,000 characters).
+    public var outcome: String?
+
+    public init(reason: String? = nil, outcome: String? = nil) {
+        self.reason = reason
+        self.outcome = outcome
+    }
+
+    /// No words at all: nothing to seal.
+    public var isEmpty: Bool { (reason ?? "").isEmpty && (outcome ?? "").isEmpty }
 }

@@ -3,7 +3,8 @@ import Foundation
 /// The rules a referral must follow beyond its JSON shape. The JSON Schemas in
 /// Protocols/schemas state the same rules for implementers in other languages.
 public enum ReferralValidation {
-    public static let maxReasonLength = 280
+    /// The longest text in words a sealed part holds for a reason, an outcome or notes.
+    public static let maxNoteLength = 2000
 
     /// Checks an agency id: lowercase letters, digits and dashes, 2 to 63 characters.
     public static func isAgencyID(_ text: String) -> Bool {
@@ -31,11 +32,8 @@ public enum ReferralValidation {
         if !isProvinceCode(referral.location.province) {
             try fail("'location.province' must be an ISO 3166-2 code such as ID-KR")
         }
-        if referral.location.regency.isBlank || referral.location.regency.exceeds(100) {
-            try fail("'location.regency' must be 1-100 characters")
-        }
-        if referral.reason.isBlank || referral.reason.exceeds(maxReasonLength) {
-            try fail("'reason' must be 1-\(maxReasonLength) characters")
+        if let regency = referral.location.regency, !isRegencyCode(regency) {
+            try fail("'location.regency' must be a Kemendagri regency code such as 21.71")
         }
         if referral.dueReceive < referral.createdAt || referral.dueRespond < referral.dueReceive
             || referral.dueComplete < referral.dueRespond {
@@ -52,11 +50,7 @@ public enum ReferralValidation {
                 try fail("an override on the 'emergency' ground needs priority 'emergency'")
             }
         }
-        let sealed = referral.sealed
-        if sealed.suite != SealedBody.suiteV1 { try fail("'sealed.suite' must be '\(SealedBody.suiteV1)'") }
-        if base64Length(sealed.enc) != 32 { try fail("'sealed.enc' must be 32 bytes in base64") }
-        if let seq = sealed.seq, seq < 0 || seq > SealedBody.maxSeq { try fail("'sealed.seq' must be an integer from 0 to \(SealedBody.maxSeq)") }
-        guard let length = base64Length(sealed.ct), length > 16 else { try fail("'sealed.ct' must be a ciphertext in base64") }
+        try validate(referral.sealed)
     }
 
     /// The number of bytes a padded standard base64 text decodes to, or nil if it is not one.
@@ -119,6 +113,7 @@ public enum ReferralValidation {
             }
         }
         if let notes = body.notes, notes.exceeds(10_000) { try fail("'body.notes' is over 10000 characters") }
+        if let reason = body.reason, reason.exceeds(maxNoteLength) { try fail("'body.reason' is over \(maxNoteLength) characters") }
     }
 
     /// Checks that the sealed record agrees with what the envelope claims about it: the same
@@ -129,6 +124,13 @@ public enum ReferralValidation {
         guard consent.status == claim.status, consent.ground == claim.ground, Set(consent.scope) == Set(claim.scope) else {
             throw RujukError(.consentRequired, "the sealed consent record does not match the envelope's consent")
         }
+    }
+
+    /// `21.71`: a regency or city of Indonesia by its Kemendagri code, two digits, a dot, two digits.
+    public static func isRegencyCode(_ text: String) -> Bool {
+        let utf8 = Array(text.utf8)
+        guard utf8.count == 5, utf8[2] == UInt8(ascii: ".") else { return false }
+        return [0, 1, 3, 4].allSatisfy { utf8[$0] >= 48 && utf8[$0] <= 57 }
     }
 
     /// `ID-KR`, `MY-01`: two capital letters, a dash, one to three capitals or digits.
@@ -144,9 +146,26 @@ public enum ReferralValidation {
         if !MessageID.isValid(event.id) { throw RujukError(.schemaViolation, "'id' must be a UUIDv7") }
         if !MessageID.isValid(event.referralId) { throw RujukError(.schemaViolation, "'referral_id' must be a UUIDv7") }
         if !isAgencyID(event.by) { throw RujukError(.schemaViolation, "'by' is not an agency id") }
-        if let reason = event.reason, reason.exceeds(1000) { throw RujukError(.schemaViolation, "'reason' is over 1000 characters") }
-        if let outcome = event.outcome, outcome.exceeds(1000) { throw RujukError(.schemaViolation, "'outcome' is over 1000 characters") }
+        if event.note != nil {
+            throw RujukError(.schemaViolation, "'note' must not travel in the clear: words go in 'sealed', for the other agency")
+        }
+        if let sealed = event.sealed { try validate(sealed) }
         try HandoffStateMachine.validate(event)
+    }
+
+    /// The words of a status change, as its maker writes them and as the other agency opens them.
+    public static func validate(_ note: UpdateNote) throws {
+        if let reason = note.reason, reason.exceeds(maxNoteLength) { throw RujukError(.schemaViolation, "'note.reason' is over \(maxNoteLength) characters") }
+        if let outcome = note.outcome, outcome.exceeds(maxNoteLength) { throw RujukError(.schemaViolation, "'note.outcome' is over \(maxNoteLength) characters") }
+    }
+
+    /// A sealed part's shape (its content is opaque here).
+    static func validate(_ sealed: SealedBody) throws {
+        func fail(_ reason: String) throws -> Never { throw RujukError(.schemaViolation, reason) }
+        if sealed.suite != SealedBody.suiteV1 { try fail("'sealed.suite' must be '\(SealedBody.suiteV1)'") }
+        if base64Length(sealed.enc) != 32 { try fail("'sealed.enc' must be 32 bytes in base64") }
+        if let seq = sealed.seq, seq < 0 || seq > SealedBody.maxSeq { try fail("'sealed.seq' must be an integer from 0 to \(SealedBody.maxSeq)") }
+        guard let length = base64Length(sealed.ct), length > 16 else { try fail("'sealed.ct' must be a ciphertext in base64") }
     }
 
     /// Validates an escalation's shape: ids, agencies, level, and lists of sane length.

@@ -60,3 +60,51 @@ public enum HandoffStatus: String, Codable, CaseIterable, Sendable {
         }
     }
 }
+
+/// Why a referral is made, as a code: the envelope holds no free text an agency writes, since
+/// the broker stores it and coordinators read it. The words, if any, are sealed for the
+/// recipient (`ReferralBody.reason`).
+public enum ReferralReason: String, Codable, CaseIterable, Sendable {
+    case medicalExamination = "medical_examination"
+    case medicalTreatment = "medical_treatment"
+    case psychosocialCare = "psychosocial_care"
+    case safeShelter = "safe_shelter"
+    case legalAssistance = "legal_assistance"
+    case witnessProtection = "witness_protection"
+    case restitutionClaim = "restitution_claim"
+    case repatriation
+    case familyReunification = "family_reunification"
+    case reintegration
+    case identityDocuments = "identity_documents"
+    case interpretation
+    case investigation
+    case other
+}
+
+/// Why a handoff was declined by its recipient or cancelled by its sender, as a code; the words,
+/// if any, are sealed for the other agency (`UpdateNote.reason`).
+public enum ClosingReason: String, Codable, CaseIterable, Sendable {
+    case noCapacity = "no_capacity"
+    case notEligible = "not_eligible"
+    case serviceUnavailable = "service_unavailable"
+    case outsideArea = "outside_area"
+    case conflictOfInterest = "conflict_of_interest"
+    case personDeclined = "person_declined"
+    case personUnreachable = "person_unreachable"
+    case referredElsewhere = "referred_elsewhere"
+    case noLongerNeeded = "no_longer_needed"
+    case duplicate
+    case enteredInError = "entered_in_error"
+    case other
+}
+
+/// How a service ended, as a code; the words, if any, are sealed for the sender
+/// (`UpdateNote.outcome`).
+public enum Outcome: String, Codable, CaseIterable, Sendable {
+    case serviceProvided = "service_provided"
+    case partiallyProvided = "partially_provided"
+    case personWithdrew = "person_withdrew"
+    case personUnreachable = "person_unreachable"
+    case transferred
+    case other
+}

@@ -82,7 +82,7 @@ final class LoadGenerator: @unchecked Sendable {
     private func submit(id: String, number: Int, route: Route) async -> Submission {
         let request = ReferralRequest(
             id: id, caseRef: "FAULT-\(number)", to: route.to, service: route.service, priority: .urgent,
-            reason: "fault suite load",
+            reason: .medicalExamination,
             body: ReferralBody(
                 subject: Subject(ageBand: "18-24", gender: "female", nationality: "ID", languages: ["id"], child: false, needs: [],
                                  name: "Fault Suite \(number)", contact: "+62 812 0000 0000"),

@@ -28,7 +28,7 @@ extension BenchCommand {
         let port = sender.boundHTTPPort!
         // To an agency that is not connected, so what runs is the API and the sender's side.
         let body = JSONCoding.encode(ReferralRequest(
-            caseRef: "BENCH-API", to: "uptd-ppa-batam", service: .shelter, priority: .urgent, reason: "bench",
+            caseRef: "BENCH-API", to: "uptd-ppa-batam", service: .shelter, priority: .urgent, reason: .safeShelter,
             body: ReferralBody(
                 subject: Subject(ageBand: "18-24", gender: "female", nationality: "ID", languages: ["id"], child: false, needs: [], name: "Bench Subject", contact: "+62 812 0000 0000"),
                 consent: Consent(status: .given, scope: [.shelter], date: Date(), recordedBy: "bench"),

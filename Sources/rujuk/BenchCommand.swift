@@ -280,7 +280,7 @@ final class BenchClient {
             consent: consent, notes: String(repeating: "n", count: 400))
         var referral = Referral(
             caseRef: "BENCH-1", from: "polda-kepri", to: recipient, service: service, priority: .urgent,
-            location: Location(province: "ID-KR", regency: "Batam"), reason: "benchmark referral", createdAt: now,
+            location: Location(province: "ID-KR", regency: "21.71"), reason: .medicalExamination, createdAt: now,
             dueReceive: now + 3600, dueRespond: now + 7200, dueComplete: now + 86400,
             consent: ConsentClaim(consent), sealed: SealedBody(enc: "", ct: ""))
         referral.sealed = try sealer.seal(body, for: referral)

@@ -98,8 +98,8 @@ enum Table {
     static func detail(_ view: HandoffView) -> String {
         var lines = [
             "referral   \(view.id)", "case       \(view.caseRef)", "from → to  \(view.from) → \(view.to)",
-            "service    \(view.service.rawValue) (\(view.priority.rawValue))", "location   \(view.location.regency), \(view.location.province)",
-            "reason     \(view.reason ?? "-")", "status     \(view.status.rawValue)\(view.overdue.map { " — OVERDUE (\($0.rawValue))" } ?? "")",
+            "service    \(view.service.rawValue) (\(view.priority.rawValue))", "location   \(view.location.regency.map { "\($0), " } ?? "")\(view.location.province)",
+            "reason     \(view.reason?.rawValue ?? "-")\(view.body?.reason.map { " — \($0)" } ?? "")", "status     \(view.status.rawValue)\(view.overdue.map { " — OVERDUE (\($0.rawValue))" } ?? "")",
             "delivery   \(view.delivery ?? "-")",
             "due        receive \(Timestamp.format(view.dueReceive)), respond \(Timestamp.format(view.dueRespond)), complete \(Timestamp.format(view.dueComplete))",
         ]
@@ -109,7 +109,7 @@ enum Table {
         }
         lines.append("history")
         for event in view.history ?? [] {
-            let detail = [event.reason, event.outcome].compactMap { $0 }.joined(separator: "; ")
+            let detail = [event.reason?.rawValue, event.outcome?.rawValue, event.note?.reason, event.note?.outcome].compactMap { $0 }.joined(separator: "; ")
             lines.append("  \(Timestamp.format(event.at))  \(event.status.rawValue.padding(toLength: 11, withPad: " ", startingAt: 0)) by \(event.by)\(detail.isEmpty ? "" : " — \(detail)")")
         }
         // Each line is the CLI's own: a control character in one came from the data.
@@ -131,7 +131,8 @@ struct ReferCommand: AsyncParsableCommand {
     @Option(help: "The service requested.") var service: Service?
     @Option(help: "emergency, urgent or routine.") var priority: Priority = .routine
     @Option(help: "Your pseudonymous case reference (never a name).") var caseRef: String?
-    @Option(help: "Why, without identifying anyone.") var reason: String?
+    @Option(help: "Why, as a code: \(ReferralReason.allCases.map(\.rawValue).joined(separator: ", ")).") var reason: ReferralReason?
+    @Option(help: "Why, in words (sealed for the recipient, like the person).") var reasonText: String?
     @Option(help: "Age band: 0-11, 12-17, 18-24, 25-34, 35-49, 50+, unknown.") var ageBand = "unknown"
     @Option(help: "female, male, other, unknown.") var gender = "unknown"
     @Option(help: "ISO 3166-1 alpha-2.") var nationality = "ID"
@@ -160,7 +161,7 @@ struct ReferCommand: AsyncParsableCommand {
                 body: ReferralBody(
                     subject: Subject(ageBand: ageBand, gender: gender, nationality: nationality, languages: language, child: child, needs: need, name: name, contact: contact),
                     consent: Consent(status: consent, scope: consentScope, date: Date(), recordedBy: recordedBy, ground: ground, justification: justification),
-                    notes: notes))
+                    reason: reasonText, notes: notes))
             body = Data(JSONCoding.encode(request))
         }
         let data = try await options.call("POST", "/api/referrals", body: body)
@@ -174,6 +175,9 @@ extension HandoffStatus: ExpressibleByArgument {}
 extension AgencyKind: ExpressibleByArgument {}
 extension Consent.Status: ExpressibleByArgument {}
 extension Consent.Ground: ExpressibleByArgument {}
+extension ReferralReason: ExpressibleByArgument {}
+extension ClosingReason: ExpressibleByArgument {}
+extension Outcome: ExpressibleByArgument {}
 
 struct ListOptions: ParsableArguments {
     @Option(help: "Only this status.") var status: HandoffStatus?
@@ -244,8 +248,9 @@ struct DeclineCommand: StatusChangeCommand {
     static let action = "decline"
     @OptionGroup var options: APIOptions
     @Argument(help: "The referral id.") var id: String
-    @Option(help: "Why (required).") var reason: String
-    var change: StatusChangeRequest { StatusChangeRequest(reason: reason) }
+    @Option(help: "Why, as a code (required): \(ClosingReason.allCases.map(\.rawValue).joined(separator: ", ")).") var reason: ClosingReason
+    @Option(help: "Why, in words (sealed for the sender).") var note: String?
+    var change: StatusChangeRequest { StatusChangeRequest(reason: reason, note: note.map { UpdateNote(reason: $0) }) }
 }
 
 struct StartCommand: StatusChangeCommand {
@@ -261,8 +266,9 @@ struct CompleteCommand: StatusChangeCommand {
     static let action = "complete"
     @OptionGroup var options: APIOptions
     @Argument(help: "The referral id.") var id: String
-    @Option(help: "The outcome (required).") var outcome: String
-    var change: StatusChangeRequest { StatusChangeRequest(outcome: outcome) }
+    @Option(help: "The outcome, as a code (required): \(Outcome.allCases.map(\.rawValue).joined(separator: ", ")).") var outcome: Outcome
+    @Option(help: "How it went, in words (sealed for the sender).") var note: String?
+    var change: StatusChangeRequest { StatusChangeRequest(outcome: outcome, note: note.map { UpdateNote(outcome: $0) }) }
 }
 
 struct CancelCommand: StatusChangeCommand {
@@ -270,8 +276,9 @@ struct CancelCommand: StatusChangeCommand {
     static let action = "cancel"
     @OptionGroup var options: APIOptions
     @Argument(help: "The referral id.") var id: String
-    @Option(help: "Why (required).") var reason: String
-    var change: StatusChangeRequest { StatusChangeRequest(reason: reason) }
+    @Option(help: "Why, as a code (required): \(ClosingReason.allCases.map(\.rawValue).joined(separator: ", ")).") var reason: ClosingReason
+    @Option(help: "Why, in words (sealed for the recipient).") var note: String?
+    var change: StatusChangeRequest { StatusChangeRequest(reason: reason, note: note.map { UpdateNote(reason: $0) }) }
 }
 
 struct StatusCommand: AsyncParsableCommand {

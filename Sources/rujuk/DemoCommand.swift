@@ -164,30 +164,31 @@ struct DemoCommand: AsyncParsableCommand {
         say("\n— Police in Batam refer a rescued migrant worker to the hospital, LPSK and a legal aid MoU partner")
         let police = adapters["polda-kepri"]!
         let body = person(["interpreter"], [.health, .witnessProtection, .legalAid, .shelter])
-        let medical = try police.refer(ReferralRequest(caseRef: "KR-BTM-2026-0041", to: "rsud-embung-fatimah", service: .medicalCare, priority: .emergency, reason: "post-rescue medical examination and treatment", body: body))
-        let protection = try police.refer(ReferralRequest(caseRef: "KR-BTM-2026-0041", to: "lpsk", service: .witnessProtection, priority: .urgent, reason: "witness in a TPPO investigation; protection request", body: body))
-        let legal = try police.refer(ReferralRequest(caseRef: "KR-BTM-2026-0041", to: "lbh-batam", service: .legalAid, priority: .urgent, reason: "legal assistance and restitution claim", body: body))
+        let medical = try police.refer(ReferralRequest(caseRef: "KR-BTM-2026-0041", to: "rsud-embung-fatimah", service: .medicalCare, priority: .emergency, reason: .medicalExamination, body: body.saying("post-rescue medical examination and treatment")))
+        let protection = try police.refer(ReferralRequest(caseRef: "KR-BTM-2026-0041", to: "lpsk", service: .witnessProtection, priority: .urgent, reason: .witnessProtection, body: body.saying("witness in a TPPO investigation; protection request")))
+        let legal = try police.refer(ReferralRequest(caseRef: "KR-BTM-2026-0041", to: "lbh-batam", service: .legalAid, priority: .urgent, reason: .legalAssistance, body: body.saying("legal assistance and restitution claim")))
         try await wait("hospital receives") { try status("rsud-embung-fatimah", medical.id) != nil }
-        _ = try adapters["rsud-embung-fatimah"]!.change(medical.id, to: .accepted, reason: nil, outcome: nil)
-        _ = try adapters["rsud-embung-fatimah"]!.change(medical.id, to: .inProgress, reason: nil, outcome: nil)
+        _ = try adapters["rsud-embung-fatimah"]!.change(medical.id, to: .accepted)
+        _ = try adapters["rsud-embung-fatimah"]!.change(medical.id, to: .inProgress)
         try await wait("LPSK receives") { try status("lpsk", protection.id) != nil }
-        _ = try adapters["lpsk"]!.change(protection.id, to: .accepted, reason: nil, outcome: nil)
+        _ = try adapters["lpsk"]!.change(protection.id, to: .accepted)
 
         say("\n— LBH Batam declines (conflict of interest); police re-refer to PBH Peradi Batam")
         try await wait("LBH receives") { try status("lbh-batam", legal.id) != nil }
-        _ = try adapters["lbh-batam"]!.change(legal.id, to: .declined, reason: "conflict of interest: already representing a co-defendant", outcome: nil)
+        _ = try adapters["lbh-batam"]!.change(legal.id, to: .declined, reason: .conflictOfInterest, note: UpdateNote(reason: "already representing a co-defendant"))
         try await wait("police see the decline") { try status("polda-kepri", legal.id) == .declined }
-        let legal2 = try police.refer(ReferralRequest(caseRef: "KR-BTM-2026-0041", to: "pbh-peradi-batam", service: .legalAid, priority: .urgent, reason: "legal assistance and restitution claim (re-referral)", body: body))
+        let legal2 = try police.refer(ReferralRequest(caseRef: "KR-BTM-2026-0041", to: "pbh-peradi-batam", service: .legalAid, priority: .urgent, reason: .legalAssistance, body: body.saying("legal assistance and restitution claim (re-referral)")))
         try await wait("PBH receives") { try status("pbh-peradi-batam", legal2.id) != nil }
-        _ = try adapters["pbh-peradi-batam"]!.change(legal2.id, to: .accepted, reason: nil, outcome: nil)
+        _ = try adapters["pbh-peradi-batam"]!.change(legal2.id, to: .accepted)
 
         say("\n— The consulate in Johor Bahru refers a returnee to the Batam shelter, which is offline")
         let consulate = adapters["kjri-johor-bahru"]!
         let shelterReferral = try consulate.refer(ReferralRequest(
             caseRef: "KJRI-JHB-2026-0112", to: "uptd-ppa-batam", service: .shelter, priority: .urgent,
-            location: Location(province: "MY-01", regency: "Johor Bahru"), reason: "returnee arriving by ferry at Batam Centre; needs shelter",
+            location: Location(province: "MY-01"), reason: .safeShelter,
             body: ReferralBody(subject: Subject(ageBand: "18-24", gender: "female", nationality: "ID", languages: ["id"], child: false, needs: [], name: "(demo returnee)"),
-                               consent: Consent(status: .given, scope: [.shelter], date: Date(), recordedBy: "kjri-jhb/citizen-services"))))
+                               consent: Consent(status: .given, scope: [.shelter], date: Date(), recordedBy: "kjri-jhb/citizen-services"),
+                               reason: "returnee arriving by ferry at Batam Centre; needs shelter")))
         try await wait("committed at the broker") { try consulate.ledger.view(shelterReferral.id, history: false, body: false)?.delivery == "sent" }
         try await Task.sleep(for: .seconds(2))
         say("\n— The shelter's adapter comes online")
@@ -196,20 +197,21 @@ struct DemoCommand: AsyncParsableCommand {
         group.addTask { try await shelter.run() }
         group.addTask { while !Task.isCancelled { printer.drain(shelter); try await Task.sleep(for: .milliseconds(50)) } }
         try await wait("shelter receives on reconnect") { try status("uptd-ppa-batam", shelterReferral.id) != nil }
-        _ = try shelter.change(shelterReferral.id, to: .accepted, reason: nil, outcome: nil)
+        _ = try shelter.change(shelterReferral.id, to: .accepted)
         try await wait("consulate sees it accepted") { try status("kjri-johor-bahru", shelterReferral.id) == .accepted }
 
         say("\n— The hospital completes its service")
-        _ = try adapters["rsud-embung-fatimah"]!.change(medical.id, to: .completed, reason: nil, outcome: "treated for dehydration and injuries; discharged to shelter")
+        _ = try adapters["rsud-embung-fatimah"]!.change(medical.id, to: .completed, outcome: .serviceProvided, note: UpdateNote(outcome: "treated for dehydration and injuries; discharged to shelter"))
         try await wait("police see it completed") { try status("polda-kepri", medical.id) == .completed }
         try await wait("pbh accepted seen") { try status("polda-kepri", legal2.id) == .accepted }
         say("\n— The embassy in Kuala Lumpur refers a returnee home to East Lombok; Dinas Sosial Lombok Timur is not connected")
         let embassy = adapters["kbri-kuala-lumpur"]!
         let homeReferral = try embassy.refer(ReferralRequest(
             caseRef: "KBRI-KL-2026-0307", to: "dinsos-lombok-timur", service: .reintegration, priority: .urgent,
-            location: Location(province: "MY-14", regency: "Kuala Lumpur"), reason: "returnee flying home to Lombok; needs reintegration support on arrival",
+            location: Location(province: "MY-14"), reason: .reintegration,
             body: ReferralBody(subject: Subject(ageBand: "25-34", gender: "male", nationality: "ID", languages: ["id", "sas"], child: false, needs: [], name: "(demo returnee 2)"),
-                               consent: Consent(status: .given, scope: [.socialServices], date: Date(), recordedBy: "kbri-kl/citizen-services"))))
+                               consent: Consent(status: .given, scope: [.socialServices], date: Date(), recordedBy: "kbri-kl/citizen-services"),
+                               reason: "returnee flying home to Lombok; needs reintegration support on arrival")))
         say("  (its receive clock is 1 hour: \(Int(3600 / max(1, speed))) s at this speed; the embassy's adapter escalates when it runs out)")
         try await wait("the embassy escalates") { try !embassy.ledger.escalations(referralID: homeReferral.id).escalations.isEmpty }
         try await wait("the national task force is told") { try !adapters["gugus-tugas-nasional"]!.ledger.escalations(referralID: homeReferral.id).escalations.isEmpty }
@@ -224,5 +226,14 @@ struct DemoCommand: AsyncParsableCommand {
         try await Task.sleep(for: .milliseconds(200))  // let the printer show the last notices
         say("\nScenario complete: 6 referrals, 1 declined, 1 delivered after the recipient came online, 1 escalated and resolved, none lost.")
         return adapters
+    }
+}
+
+private extension ReferralBody {
+    /// The body with the sender's words on why: sealed for the recipient, never in the envelope.
+    func saying(_ reason: String) -> ReferralBody {
+        var body = self
+        body.reason = reason
+        return body
     }
 }

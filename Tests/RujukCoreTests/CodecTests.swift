@@ -81,8 +81,8 @@ import Testing
         let edits: [(String, (inout Referral) -> Void)] = [
             ("id", { $0.id = MessageID.make() }), ("case_ref", { $0.caseRef = "OTHER" }), ("from", { $0.from = "lpsk" }),
             ("to", { $0.to = "lpsk" }), ("service", { $0.service = .shelter }), ("priority", { $0.priority = .routine }),
-            ("province", { $0.location.province = "ID-JK" }), ("regency", { $0.location.regency = "Tanjungpinang" }),
-            ("reason", { $0.reason = "other" }), ("created_at", { $0.createdAt += 0.001 }), ("due_receive", { $0.dueReceive += 1 }),
+            ("province", { $0.location.province = "ID-JK" }), ("regency", { $0.location.regency = "21.72" }),
+            ("reason", { $0.reason = .other }), ("created_at", { $0.createdAt += 0.001 }), ("due_receive", { $0.dueReceive += 1 }),
             ("due_respond", { $0.dueRespond += 1 }), ("due_complete", { $0.dueComplete += 1 }),
             ("consent.status", { $0.consent = ConsentClaim(status: .overridden, scope: [.health], ground: .emergency) }),
             ("consent.scope", { $0.consent.scope = [.health, .shelter] }),
@@ -98,12 +98,10 @@ import Testing
         sorted.consent.scope = [.health, .shelter]
         #expect(reordered.sealedAssociatedData == sorted.sealedAssociatedData, "the scope is a set")
         // Text moved from one field to the next changes the bytes (fields are length-prefixed).
-        var a = referral, b = referral
-        a.location.regency = "Batam\nlost"
-        a.reason = "x"
-        b.location.regency = "Batam"
-        b.reason = "lost\nx"
-        #expect(a.sealedAssociatedData != b.sealedAssociatedData)
+        #expect(AssociatedData.fields(["21.71\nlost", "x"]) != AssociatedData.fields(["21.71", "lost\nx"]))
+        var noRegency = referral
+        noRegency.location.regency = nil
+        #expect(noRegency.sealedAssociatedData != referral.sealedAssociatedData, "an absent regency is bound too")
     }
 
     @Test func base64IsMeasuredExactly() {
@@ -154,7 +152,7 @@ enum Fixtures {
         let now = Date(timeIntervalSince1970: 1_795_000_000)
         return Referral(
             caseRef: "KR-BTM-2026-0041", from: from, to: to, service: .medicalCare, priority: .urgent,
-            location: Location(province: "ID-KR", regency: "Batam"), reason: "post-rescue medical examination",
+            location: Location(province: "ID-KR", regency: "21.71"), reason: .medicalExamination,
             createdAt: now, dueReceive: now + 3600, dueRespond: now + 4 * 3600, dueComplete: now + 7 * 86400,
             consent: ConsentClaim(status: .given, scope: [.health]),
             sealed: SealedBody(enc: Data(repeating: 7, count: 32).base64EncodedString(), ct: Data(repeating: 9, count: 80).base64EncodedString()))

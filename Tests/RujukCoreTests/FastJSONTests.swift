@@ -85,14 +85,15 @@ import Testing
         let encoder = JSONCoding.encoder()
         for _ in 0..<300 {
             var referral = Fixtures.referral()
-            referral.reason = randomText(&random)
+            referral.reason = ReferralReason.allCases[Int(random.next() % UInt64(ReferralReason.allCases.count))]
             referral.caseRef = randomText(&random)
-            referral.location.regency = randomText(&random)
+            referral.location.regency = random.next() % 2 == 0 ? nil : randomText(&random)
             referral.createdAt = Date(timeIntervalSince1970: Double(random.next() % 4_000_000_000_000) / 1000)
             referral.sealed.ct = randomText(&random)
             if random.next() % 2 == 0 { referral.consent = ConsentClaim(status: .overridden, scope: [], ground: .childProtection) }
             var body = Fixtures.body()
             body.notes = random.next() % 2 == 0 ? nil : randomText(&random)
+            body.reason = random.next() % 2 == 0 ? nil : randomText(&random)
             body.subject.name = random.next() % 2 == 0 ? nil : randomText(&random)
             body.subject.languages = (0..<Int(random.next() % 3)).map { _ in randomText(&random) }
             body.consent.justification = random.next() % 2 == 0 ? nil : randomText(&random)
@@ -105,8 +106,10 @@ import Testing
             // Instants travel at millisecond precision, so compare with what Codable reads back.
             #expect(try Referral(fastJSON: JSONFields(parsing: fast)) == JSONCoding.decoder().decode(Referral.self, from: Data(fast)))
 
-            let event = HandoffEvent(referralId: referral.id, by: "polda-kepri", status: .declined, reason: randomText(&random),
-                                     outcome: random.next() % 2 == 0 ? nil : randomText(&random), at: referral.createdAt)
+            let note = UpdateNote(reason: random.next() % 2 == 0 ? nil : randomText(&random), outcome: random.next() % 2 == 0 ? nil : randomText(&random))
+            let event = HandoffEvent(referralId: referral.id, by: "polda-kepri", status: .declined, reason: .other,
+                                     outcome: random.next() % 2 == 0 ? nil : .transferred,
+                                     sealed: random.next() % 2 == 0 ? nil : referral.sealed, note: random.next() % 2 == 0 ? nil : note, at: referral.createdAt)
             #expect(JSONCoding.encode(event) == Array(try encoder.encode(event)))
             let eventBytes = JSONCoding.encode(event)
             #expect(try HandoffEvent(fastJSON: JSONFields(parsing: eventBytes)) == JSONCoding.decoder().decode(HandoffEvent.self, from: Data(eventBytes)))

@@ -36,13 +36,16 @@ import Testing
         #expect(machine.path(to: .cancelled, by: .sender) == [.cancelled])
     }
 
-    @Test func declineCancelAndCompleteNeedTheirText() {
+    @Test func declineCancelAndCompleteNeedTheirCodes() {
         let base = HandoffEvent(referralId: MessageID.make(), by: "rsud-embung-fatimah", status: .declined, at: Date())
         #expect(throws: RujukError.self) { try HandoffStateMachine.validate(base) }
         var completed = base
         completed.status = .completed
         #expect(throws: RujukError.self) { try HandoffStateMachine.validate(completed) }
-        completed.outcome = "treated and discharged"
+        completed.outcome = .serviceProvided
         #expect(throws: Never.self) { try HandoffStateMachine.validate(completed) }
+        var misplaced = completed
+        misplaced.reason = .noCapacity
+        #expect(throws: RujukError.self, "a reason code belongs to a decline or cancellation") { try HandoffStateMachine.validate(misplaced) }
     }
 }

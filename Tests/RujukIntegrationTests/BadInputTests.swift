@@ -84,7 +84,7 @@ final class RawPeer {
         // Illegal transition: the sender cannot accept its own referral.
         try peer.send(RRPCodec.update(HandoffEvent(referralId: good.id, by: "polda-kepri", status: .accepted, at: Date())))
         try peer.expectError(.illegalTransition, "sender accepting")
-        try peer.send(RRPCodec.update(HandoffEvent(referralId: MessageID.make(), by: "polda-kepri", status: .cancelled, reason: "x", at: Date())))
+        try peer.send(RRPCodec.update(HandoffEvent(referralId: MessageID.make(), by: "polda-kepri", status: .cancelled, reason: .other, at: Date())))
         try peer.expectError(.notFound, "unknown handoff")
 
         // The same referral again (a retry after a lost COMMIT): COMMIT again, stored once.
@@ -92,7 +92,7 @@ final class RawPeer {
         guard case .commit(let again) = try peer.next() else { Issue.record("no second COMMIT"); return }
         #expect(again.ids == [good.id])
         var changed = good
-        changed.reason = "something else"
+        changed.reason = .other
         try peer.send(RRPCodec.refer(changed))
         try peer.expectError(.duplicateConflict, "same id, other content")
         let count = try network.broker.store.pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM handoff") }
@@ -136,7 +136,7 @@ final class RawPeer {
         try peer.expectError(.noSession, "REFER before HELLO")
         try peer.send(.hello(Hello(agency: "dinas-atlantis", credit: 10, heartbeatMs: 1000)))
         try peer.expectError(.identityMismatch, "HELLO naming anyone but the key's agency (here: one not in the registry)")
-        try peer.send(.hello(Hello(agency: "polda-kepri", versions: [2], credit: 10, heartbeatMs: 1000)))
+        try peer.send(.hello(Hello(agency: "polda-kepri", versions: [1, 3], credit: 10, heartbeatMs: 1000)))
         try peer.expectError(.versionUnsupported, "no version in common")
     }
 

@@ -44,7 +44,7 @@ import Testing
 
         let refer = try await rujuk(["refer"] + policeAPI + [
             "--to", "rsud-embung-fatimah", "--service", "medical_care", "--priority", "urgent", "--case-ref", "CLI-1",
-            "--reason", "injuries after rescue", "--age-band", "25-34", "--gender", "female", "--consent-scope", "health",
+            "--reason", "medical_treatment", "--reason-text", "injuries after rescue", "--age-band", "25-34", "--gender", "female", "--consent-scope", "health",
             "--recorded-by", "ipda-01", "--name", "Siti Baris Perintah", "--json",
         ])
         #expect(refer.status == 0, "\(refer.err)")
@@ -59,7 +59,7 @@ import Testing
         #expect(inbox.out.contains(id) && inbox.out.contains("received") && inbox.out.contains("CLI-1"))
         #expect(!inbox.out.contains("Siti Baris Perintah"), "the inbox table shows no personal data")
 
-        for step in [["accept", id], ["start", id], ["complete", id, "--outcome", "treated and discharged"]] {
+        for step in [["accept", id], ["start", id], ["complete", id, "--outcome", "service_provided", "--note", "treated and discharged"]] {
             let run = try await rujuk(step + hospitalAPI)
             #expect(run.status == 0, "\(step[0]): \(run.err)")
         }
@@ -125,7 +125,7 @@ import Testing
         try await waitFor("the hospital has it") { try hospital.ledger.view(sent.id) != nil }
         // Clear the screen, set the window title, a C1 CSI, a line of its own and a bidi override.
         let reason = "full\u{1B}[2J\u{1B}]0;owned\u{07}\u{9B}31m\nfake line\u{202E}txe"
-        _ = try hospital.change(sent.id, to: .declined, reason: reason, outcome: nil)
+        _ = try hospital.change(sent.id, to: .declined, reason: .other, note: UpdateNote(reason: reason))
         try await waitFor("the police have the decline") { try police.ledger.view(sent.id)?.status == .declined }
 
         let api = ["--api", "http://127.0.0.1:\(police.boundHTTPPort!)", "--token", "test-token"]

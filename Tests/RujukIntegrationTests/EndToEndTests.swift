@@ -31,9 +31,9 @@ import Testing
         #expect(inbound.body?.subject.name == "Siti Contoh", "the recipient reads the personal part")
         #expect(inbound.dueRespond == sent.dueRespond, "every party sees the same deadlines")
 
-        _ = try hospital.change(sent.id, to: .accepted, reason: nil, outcome: nil)
-        _ = try hospital.change(sent.id, to: .inProgress, reason: nil, outcome: nil)
-        _ = try hospital.change(sent.id, to: .completed, reason: nil, outcome: "examined and treated; discharged to shelter")
+        _ = try hospital.change(sent.id, to: .accepted)
+        _ = try hospital.change(sent.id, to: .inProgress)
+        _ = try hospital.change(sent.id, to: .completed, outcome: .serviceProvided, note: UpdateNote(outcome: "examined and treated; discharged to shelter"))
         try await waitFor("the police see it completed") { try police.ledger.view(sent.id)?.status == .completed }
         try await waitFor("the broker sees it completed") {
             try network.broker.store.pool.read { try String.fetchOne($0, sql: "SELECT status FROM handoff WHERE id = ?", arguments: [sent.id]) } == "completed"
@@ -60,14 +60,14 @@ import Testing
         var request = Network.request(service: .psychosocialSupport)
         request.priority = .routine
         request.caseRef = "POLDA-KEPRI-2026-0417"
-        request.location = Location(province: "ID-KR", regency: "Tanjungpinang")
+        request.location = Location(province: "ID-KR", regency: "21.72")
         let sent = try police.refer(request)
         try await waitFor("received") { try police.ledger.view(sent.id)?.status == .received }
 
         let inbound = try #require(try hospital.ledger.view(sent.id))
         #expect(inbound.id == sent.id && inbound.caseRef == "POLDA-KEPRI-2026-0417" && inbound.from == "polda-kepri" && inbound.to == "rsud-embung-fatimah")
         // Against what was asked for, not against another reading through the same code.
-        #expect(inbound.service == .psychosocialSupport && inbound.priority == .routine && inbound.location == Location(province: "ID-KR", regency: "Tanjungpinang") && inbound.reason == request.reason)
+        #expect(inbound.service == .psychosocialSupport && inbound.priority == .routine && inbound.location == Location(province: "ID-KR", regency: "21.72") && inbound.reason == request.reason)
         // Routine psychosocial support: receive within 1 day, respond within 3, complete within 7.
         #expect(inbound.createdAt == sent.createdAt && inbound.dueReceive == inbound.createdAt + 86400)
         #expect(inbound.dueRespond == inbound.createdAt + 3 * 86400 && inbound.dueComplete == inbound.createdAt + 7 * 86400)
@@ -127,11 +127,12 @@ import Testing
         let lbh = try network.adapter("lbh-batam")
         let sent = try police.refer(Network.request(to: "lbh-batam", service: .legalAid))
         try await waitFor("LBH stores it") { try lbh.ledger.view(sent.id) != nil }
-        #expect(throws: RujukError.self) { try lbh.change(sent.id, to: .declined, reason: nil, outcome: nil) }
-        #expect(throws: RujukError.self) { try lbh.change(sent.id, to: .completed, reason: nil, outcome: "x") }
-        _ = try lbh.change(sent.id, to: .declined, reason: "conflict of interest: already representing the accused", outcome: nil)
+        #expect(throws: RujukError.self) { try lbh.change(sent.id, to: .declined) }
+        #expect(throws: RujukError.self) { try lbh.change(sent.id, to: .completed, outcome: .serviceProvided, note: UpdateNote(outcome: "x")) }
+        _ = try lbh.change(sent.id, to: .declined, reason: .conflictOfInterest, note: UpdateNote(reason: "already representing the accused"))
         try await waitFor("the police see the decline") { try police.ledger.view(sent.id)?.status == .declined }
-        #expect(try police.ledger.view(sent.id)?.history?.last?.reason == "conflict of interest: already representing the accused")
+        let decline = try #require(try police.ledger.view(sent.id)?.history?.last)
+        #expect(decline.reason == .conflictOfInterest && decline.note?.reason == "already representing the accused", "the code, and the words opened")
     }
 
     @Test func storesRunWithSynchronousFull() throws {
@@ -142,9 +143,10 @@ import Testing
         let journal = try network.broker.store.pool.read { try String.fetchOne($0, sql: "PRAGMA journal_mode") }
         #expect(journal == "wal")
         let migrations = try network.broker.store.pool.read { try String.fetchAll($0, sql: "SELECT identifier FROM grdb_migrations") }
-        #expect(migrations == ["v1", "v2-escalation", "v3-feed", "v4-consent", "v5-audit", "v6-checks-without-lists", "v7-agency-indexes-without-status"])
+        #expect(migrations == ["v1", "v2-escalation", "v3-feed", "v4-consent", "v5-audit", "v6-checks-without-lists", "v7-agency-indexes-without-status",
+                               "v8-envelope-codes"])
         let ledgerMigrations = try police.ledger.pool.read { try String.fetchAll($0, sql: "SELECT identifier FROM grdb_migrations ORDER BY rowid") }
-        #expect(ledgerMigrations == ["v1", "v2-refused-delivery", "v3-sla", "v4-sealed", "v5-checks-without-lists"])
+        #expect(ledgerMigrations == ["v1", "v2-refused-delivery", "v3-sla", "v4-sealed", "v5-checks-without-lists", "v6-open-retention", "v7-envelope-codes"])
     }
 
     @Test func aDeliveryTheLedgerCannotTakeIsRecordedReceiptedAndReportedOnce() throws {

@@ -44,7 +44,7 @@ import ZeroMQ
         }
         let last = try #require(sent.last)
         try await waitFor("the last one is received") { try hospital.ledger.view(last) != nil }
-        _ = try hospital.change(last, to: .accepted, reason: nil, outcome: nil)
+        _ = try hospital.change(last, to: .accepted)
         try await waitFor("the acceptance is published") {
             while let message = try subscriber.receive() { received.append(try JSONCoding.decode(FeedMessage.self, from: message.frames[1], what: "feed")) }
             return received.contains { $0.event.referralId == last && $0.event.status == .accepted }

@@ -14,7 +14,7 @@ enum Fixtures {
             consent: consent)
         var referral = Referral(
             caseRef: "KR-BTM-2026-0041", from: from, to: to, service: service, priority: priority,
-            location: Location(province: "ID-KR", regency: "Batam"), reason: "post-rescue medical examination",
+            location: Location(province: "ID-KR", regency: "21.71"), reason: .medicalExamination,
             createdAt: now, dueReceive: now + 3600, dueRespond: now + 4 * 3600, dueComplete: now + 7 * 86400,
             consent: ConsentClaim(consent), sealed: SealedBody(enc: "", ct: ""))
         // To or from an agency with no keys (the tests of unknown agencies): a stand-in seal.

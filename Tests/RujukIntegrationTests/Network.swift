@@ -141,7 +141,7 @@ final class Network: @unchecked Sendable {
     static func request(to: String = "rsud-embung-fatimah", service: Service = .medicalCare, name: String = "Siti Contoh") -> ReferralRequest {
         ReferralRequest(
             caseRef: "KR-BTM-2026-0041", to: to, service: service, priority: .urgent,
-            reason: "post-rescue medical examination",
+            reason: .medicalExamination,
             body: ReferralBody(
                 subject: Subject(ageBand: "18-24", gender: "female", nationality: "ID", languages: ["id", "jv"], child: false, needs: ["interpreter"], name: name, contact: "+62 812 0000 0000"),
                 consent: Consent(status: .given, scope: [.health, .legalAid, .shelter, .witnessProtection, .socialServices], date: Date(), recordedBy: "bripka-0412"),

@@ -15,7 +15,7 @@ import Testing
         let unanswered = try police.refer(Network.request(name: "Siti Tak Terjawab"))
         let closed = try police.refer(Network.request())
         try await waitFor("the hospital has both") { try [unanswered, closed].allSatisfy { try hospital.ledger.view($0.id) != nil } }
-        _ = try hospital.change(closed.id, to: .declined, reason: "no capacity", outcome: nil)
+        _ = try hospital.change(closed.id, to: .declined, reason: .other, note: UpdateNote(reason: "no capacity"))
         try await waitFor("the police see the decline") { try police.ledger.view(closed.id)?.status == .declined }
 
         let year: TimeInterval = 365 * 86400, month: TimeInterval = 30 * 86400

@@ -98,7 +98,7 @@ import Testing
         #expect(police.sweepNow().escalated == 1)
         try await waitFor("the task force is told of the respond clock") { try batam.ledger.escalations().escalations.first?.clock == .respond }
 
-        _ = try hospital.change(sent.id, to: .accepted, reason: nil, outcome: nil)
+        _ = try hospital.change(sent.id, to: .accepted)
         try await waitFor("the police see it accepted") { try police.ledger.view(sent.id)?.status == .accepted }
         #expect(police.sweepNow().resolved == 1, "answered: resolved")
 
@@ -116,8 +116,8 @@ import Testing
         let hospital = try network.adapter("rsud-embung-fatimah")
         let sent = try police.refer(routineRequest())
         try await waitFor("received") { try hospital.ledger.view(sent.id) != nil }
-        for status in [HandoffStatus.accepted, .inProgress] { _ = try hospital.change(sent.id, to: status, reason: nil, outcome: nil) }
-        _ = try hospital.change(sent.id, to: .completed, reason: nil, outcome: "counselling sessions held")
+        for status in [HandoffStatus.accepted, .inProgress] { _ = try hospital.change(sent.id, to: status) }
+        _ = try hospital.change(sent.id, to: .completed, outcome: .serviceProvided, note: UpdateNote(outcome: "counselling sessions held"))
         try await waitFor("the police see it completed") { try police.ledger.view(sent.id)?.status == .completed }
 
         for _ in 0..<4 {
@@ -154,7 +154,7 @@ import Testing
         #expect(police.sweepNow().examined == 0, "nothing for the sweep to look at")
 
         // The recipient: accepted, so its next word is the warning before the complete clock.
-        _ = try hospital.change(sent.id, to: .accepted, reason: nil, outcome: nil)
+        _ = try hospital.change(sent.id, to: .accepted)
         let lead = try #require(Network.sla.escalation.warnBefore[.routine])
         #expect(isAbout(try await nextCheck(hospital), view.dueComplete - lead))
         #expect(hospital.sweepNow().examined == 0)
@@ -165,8 +165,8 @@ import Testing
         // Escalated, then answered: the change leaves a RESOLVED to send, so the sweep looks at once.
         clock.advance(by: 7 * 86400 + 1)
         #expect(police.sweepNow().escalated == 1)
-        _ = try hospital.change(sent.id, to: .inProgress, reason: nil, outcome: nil)
-        _ = try hospital.change(sent.id, to: .completed, reason: nil, outcome: "counselling sessions held")
+        _ = try hospital.change(sent.id, to: .inProgress)
+        _ = try hospital.change(sent.id, to: .completed, outcome: .serviceProvided, note: UpdateNote(outcome: "counselling sessions held"))
         try await waitFor("the police see it completed") { try police.ledger.view(sent.id)?.status == .completed }
         let due = try #require(try await nextCheck(police))
         #expect(due <= clock.now())

@@ -134,7 +134,7 @@ import Testing
         altered.sealed.ct = Data(ct.dropLast()).base64EncodedString()
         alterations.append(("truncated", altered))
         altered = original
-        altered.reason = "changed"
+        altered.reason = .other
         alterations.append(("envelope", altered))
         altered = original
         altered.from = "uptd-ppa-batam"  // claims another sender, which has a key of its own

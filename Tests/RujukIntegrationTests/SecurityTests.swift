@@ -153,10 +153,29 @@ import ZeroMQ
         let police = try network.adapter("polda-kepri", endpoint: endpoint)
         let hospital = try network.adapter("rsud-embung-fatimah", endpoint: endpoint)
 
+        // The name in every free-text field there is: the person, the reason and the notes of a
+        // referral, and the words of a decline, a cancellation and a completion.
         let name = "Wulandari Sekarlangit-Distinctive"
-        let sent = try police.refer(Network.request(name: name))
-        try await waitFor("received", timeout: 30) { try police.ledger.view(sent.id)?.status == .received }
+        var request = Network.request(name: name)
+        request.body.reason = "\(name) needs an examination"
+        request.body.notes = "found with \(name)'s passport"
+        let sent = try police.refer(request)
+        let declined = try police.refer(request), cancelled = try police.refer(request), completed = try police.refer(request)
+        try await waitFor("received", timeout: 30) {
+            try [sent, declined, cancelled, completed].allSatisfy { try police.ledger.view($0.id)?.status == .received }
+        }
         #expect(try hospital.ledger.view(sent.id)?.body?.subject.name == name, "the recipient opened it")
+        #expect(try hospital.ledger.view(sent.id)?.body?.reason == request.body.reason)
+        _ = try hospital.change(declined.id, to: .declined, reason: .noCapacity, note: UpdateNote(reason: "no bed for \(name)"))
+        _ = try police.change(cancelled.id, to: .cancelled, reason: .referredElsewhere, note: UpdateNote(reason: "\(name) went elsewhere"))
+        _ = try hospital.change(completed.id, to: .accepted)
+        _ = try hospital.change(completed.id, to: .inProgress)
+        _ = try hospital.change(completed.id, to: .completed, outcome: .serviceProvided, note: UpdateNote(outcome: "\(name) discharged"))
+        try await waitFor("each side has the other's words", timeout: 30) {
+            try police.ledger.view(declined.id)?.history?.last?.note?.reason == "no bed for \(name)"
+                && police.ledger.view(completed.id)?.history?.last?.note?.outcome == "\(name) discharged"
+                && hospital.ledger.view(cancelled.id)?.history?.last?.note?.reason == "\(name) went elsewhere"
+        }
 
         // A tampered ciphertext: one bit of the sealed part flipped on the way. Sent by a raw
         // peer with polda-kepri's key, once its adapter is stopped (one session per agency).
@@ -176,7 +195,7 @@ import ZeroMQ
         tampered.sealed.ct = Data(bytes).base64EncodedString()
         // An intact seal moved onto another envelope (the reason changed) does not open either.
         var moved = Fixtures.referral(name: name)
-        moved.reason = "changed on the way"
+        moved.reason = .other
         try raw.send(RRPCodec.encode(RRPCodec.refer(tampered)))
         try raw.send(RRPCodec.encode(RRPCodec.refer(moved)))
         var committed: Set<String> = []
@@ -288,7 +307,7 @@ import ZeroMQ
         var ids: [String] = []
         for _ in 0..<3 { ids.append(try police.refer(Network.request()).id) }
         try await waitFor("all received") { try ids.allSatisfy { try police.ledger.view($0)?.status == .received } }
-        _ = try hospital.change(ids[0], to: .accepted, reason: nil, outcome: nil)
+        _ = try hospital.change(ids[0], to: .accepted)
         try await waitFor("accepted") { try police.ledger.view(ids[0])?.status == .accepted }
         let intact = try network.broker.store.verifyAudit()
         #expect(intact.problem == nil && intact.records == 7 && intact.head == network.broker.store.auditHeadHex)
@@ -336,7 +355,7 @@ import ZeroMQ
         let closed = try police.refer(Network.request(name: name))
         let open = try police.refer(Network.request(name: kept))
         try await waitFor("both received") { try [closed.id, open.id].allSatisfy { try hospital.ledger.view($0) != nil } }
-        _ = try hospital.change(closed.id, to: .declined, reason: "no bed", outcome: nil)
+        _ = try hospital.change(closed.id, to: .declined, reason: .other, note: UpdateNote(reason: "no bed"))
         try await waitFor("the decline reaches the sender") { try police.ledger.view(closed.id)?.status == .declined }
 
         for ledger in [police.ledger, hospital.ledger] {
@@ -355,9 +374,9 @@ import ZeroMQ
         let later = "Later Name Wulandari-Distinctive"
         let second = try police.refer(Network.request(name: later))
         try await waitFor("received") { try hospital.ledger.view(second.id) != nil }
-        _ = try hospital.change(second.id, to: .accepted, reason: nil, outcome: nil)
-        _ = try hospital.change(second.id, to: .inProgress, reason: nil, outcome: nil)
-        _ = try hospital.change(second.id, to: .completed, reason: nil, outcome: "examined; discharged to the shelter with a follow-up in two weeks")
+        _ = try hospital.change(second.id, to: .accepted)
+        _ = try hospital.change(second.id, to: .inProgress)
+        _ = try hospital.change(second.id, to: .completed, outcome: .serviceProvided, note: UpdateNote(outcome: "examined; discharged to the shelter with a follow-up in two weeks"))
         try await waitFor("the completion reaches the sender") { try police.ledger.view(second.id)?.status == .completed }
         for ledger in [police.ledger, hospital.ledger] {
             #expect(try ledger.purge(closedBefore: Date() + 1).purged == 1)

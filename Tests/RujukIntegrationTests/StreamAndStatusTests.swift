@@ -17,7 +17,7 @@ import Testing
         let hospital = try network.adapter("rsud-embung-fatimah")
         let sent = try police.refer(Network.request())
         try await waitFor("received") { try police.ledger.view(sent.id)?.status == .received }
-        _ = try hospital.change(sent.id, to: .accepted, reason: nil, outcome: nil)
+        _ = try hospital.change(sent.id, to: .accepted)
         try await waitFor("the HTTP server listens") { broker.boundHTTPPort != nil }
         let base = "http://127.0.0.1:\(broker.boundHTTPPort!)"
         try await waitFor("accepted at the broker") {

@@ -7,7 +7,11 @@ public struct Agency: Sendable, Equatable, Codable {
     public var kind: AgencyKind
     /// ISO 3166-2 code of the province (or, abroad, the state) it serves.
     public var province: String
+    /// The regency or city it sits in, by name, for people.
     public var regency: String
+    /// The same by its Kemendagri code (`21.71`), for the envelope of a referral it sends:
+    /// the envelope carries codes only. Absent abroad.
+    public var regencyCode: String?
     /// The services it can be asked for.
     public var services: [Service]
     /// For legal aid institutions: the agencies it has an MoU with, the only ones that may
@@ -22,8 +26,9 @@ public struct Agency: Sendable, Equatable, Codable {
     /// What it may do beyond referring: receive escalations, subscribe to the monitor feed.
     public var roles: Set<AgencyRole>
 
-    public init(id: String, name: String, kind: AgencyKind, province: String, regency: String, services: [Service], mouWith: [String] = [],
-                curveKey: String? = nil, sealKey: String? = nil, roles: Set<AgencyRole>? = nil) {
+    public init(id: String, name: String, kind: AgencyKind, province: String, regency: String, regencyCode: String? = nil, services: [Service],
+                mouWith: [String] = [], curveKey: String? = nil, sealKey: String? = nil, roles: Set<AgencyRole>? = nil) {
+        self.regencyCode = regencyCode
         self.id = id
         self.name = name
         self.kind = kind
@@ -39,6 +44,7 @@ public struct Agency: Sendable, Equatable, Codable {
     enum CodingKeys: String, CodingKey {
         case id, name, kind, province, regency, services, roles
         case mouWith = "mou_with"
+        case regencyCode = "regency_code"
         case curveKey = "curve_key"
         case sealKey = "seal_key"
     }
@@ -158,7 +164,7 @@ public struct AgencyRegistry: Sendable, Equatable {
         var agencies: [Agency] = []
         var seen = Set<String>()
         for table in try reader.tables("agency") {
-            try table.allowOnly(["id", "name", "kind", "province", "regency", "services", "mou_with", "curve_key", "seal_key", "roles"])
+            try table.allowOnly(["id", "name", "kind", "province", "regency", "regency_code", "services", "mou_with", "curve_key", "seal_key", "roles"])
             let id = try table.requiredString("id")
             guard ReferralValidation.isAgencyID(id) else {
                 throw table.error("id", "'\(id)' is not an agency id (lowercase letters, digits and dashes, 2-63 characters)")
@@ -194,9 +200,13 @@ public struct AgencyRegistry: Sendable, Equatable {
                     return role
                 })
             }
+            let regencyCode = try table.string("regency_code")
+            if let regencyCode, !ReferralValidation.isRegencyCode(regencyCode) {
+                throw table.error("regency_code", "must be a Kemendagri regency code such as 21.71")
+            }
             agencies.append(Agency(
                 id: id, name: try table.requiredString("name"), kind: kind, province: province,
-                regency: try table.requiredString("regency"), services: services,
+                regency: try table.requiredString("regency"), regencyCode: regencyCode, services: services,
                 mouWith: try table.strings("mou_with") ?? [], curveKey: curveKey, sealKey: sealKey, roles: roles
             ))
         }
