@@ -17,8 +17,9 @@ struct StatusAPI: Sendable {
     let durability: Durability
     let registry: AgencyRegistry
 
-    func routes() -> Router<BasicRequestContext> {
+    func routes(hosts: HostAllowList) -> Router<BasicRequestContext> {
         let routes = Router()
+        routes.add(middleware: HostCheckMiddleware(hosts))
         routes.add(middleware: ErrorMiddleware())
         routes.get("/health") { _, _ in
             let snapshot = router.snapshot

@@ -25,6 +25,7 @@ public enum JSONResponse {
         switch code {
         case .notFound: .notFound
         case .unauthorized: .unauthorized
+        case .misdirectedHost: .misdirectedRequest
         case .tooLarge: .contentTooLarge
         case .illegalTransition, .duplicateConflict: .conflict
         case .notParty, .identityMismatch: .forbidden
