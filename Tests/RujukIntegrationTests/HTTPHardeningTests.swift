@@ -331,7 +331,7 @@ final class SlowClients {
         try help.run()
         let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         help.waitUntilExit()
-        #expect(text.contains("RUJUK_TOKEN") && text.contains("ps"), "\(text)")
+        #expect(text.contains("Discouraged") && text.contains("$RUJUK_TOKEN") && text.contains("`ps`"), "\(text)")
     }
 
     // MARK: - Unsafe settings
