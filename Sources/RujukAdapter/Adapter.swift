@@ -3,6 +3,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import RujukCore
+import RujukHTTP
 import RujukStorage
 import ServiceLifecycle
 import ZeroMQ
@@ -28,6 +29,7 @@ public final class Adapter: ServiceLifecycle.Service, @unchecked Sendable {
         guard registry[configuration.agency] != nil else {
             throw RujukError(.unknownAgency, "agency '\(configuration.agency)' is not in the registry")
         }
+        try configuration.checkExposure()
         self.configuration = configuration
         self.registry = registry
         self.sla = sla
@@ -49,16 +51,13 @@ public final class Adapter: ServiceLifecycle.Service, @unchecked Sendable {
     public static func tokenFile(in directory: URL) -> URL { directory.appendingPathComponent("api.token") }
 
     static func loadOrCreateToken(in directory: URL) throws -> String {
-        let file = tokenFile(in: directory)
-        if let existing = try? String(contentsOf: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines), !existing.isEmpty {
-            return existing
-        }
-        var generator = SystemRandomNumberGenerator()
-        let token = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
-        guard FileManager.default.createFile(atPath: file.path, contents: Data(token.utf8), attributes: [.posixPermissions: 0o600]) else {
-            throw RujukError(.config, "cannot write the API token file \(file.path)")
-        }
-        return token
+        try APITokenFile.loadOrCreate(tokenFile(in: directory))
+    }
+
+    /// The token in an adapter's token file, or nil when there is none yet; refuses a file that
+    /// others can read.
+    public static func readToken(in directory: URL) throws -> String? {
+        try APITokenFile.load(tokenFile(in: directory))
     }
 
     public var boundHTTPPort: Int? { httpPort.current }
@@ -163,6 +162,7 @@ public final class Adapter: ServiceLifecycle.Service, @unchecked Sendable {
         let port = httpPort
         let app = Application(
             router: AdapterAPI(adapter: self).routes(),
+            server: HTTPListener.server(configuration.apiListener),
             configuration: .init(address: .hostname(configuration.api.host, port: configuration.api.port), serverName: "rujuk-adapter"),
             onServerRunning: { channel in port.withLock { $0 = channel.localAddress?.port } },
             logger: logger

@@ -15,6 +15,10 @@ struct AdapterAPI: Sendable {
 
     func routes() -> Router<BasicRequestContext> {
         let routes = Router()
+        let hosts = HostAllowList(listener: adapter.configuration.api, settings: adapter.configuration.apiListener) { [adapter] in
+            adapter.boundHTTPPort
+        }
+        routes.add(middleware: HostCheckMiddleware(hosts))
         routes.add(middleware: ErrorMiddleware())
         routes.get("/health") { _, _ in
             return JSONResponse.make(AdapterHealth(agency: adapter.agency, broker: adapter.link.state, ledger: try adapter.ledger.summary()))

@@ -3,6 +3,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import RujukCore
+import RujukHTTP
 import RujukStorage
 import ServiceLifecycle
 import ZeroMQ
@@ -35,6 +36,7 @@ public final class Broker: ServiceLifecycle.Service, @unchecked Sendable {
     /// Opens the store, starts the ZAP handler (CURVE) and binds the ROUTER. The HTTP server
     /// starts in `run()`.
     public init(configuration: BrokerConfiguration, registry: AgencyRegistry, context: Context, clock: any RujukCore.Clock = SystemClock(), logger: Logger) throws {
+        try configuration.checkExposure()
         self.configuration = configuration
         self.logger = logger
         let keys = try configuration.loadKeys()
@@ -80,8 +82,10 @@ public final class Broker: ServiceLifecycle.Service, @unchecked Sendable {
 
     public func run() async throws {
         let port = httpPort
+        let hosts = HostAllowList(listener: configuration.http, settings: configuration.httpListener) { port.current }
         let app = Application(
-            router: api.routes(),
+            router: api.routes(hosts: hosts),
+            server: HTTPListener.server(configuration.httpListener),
             configuration: .init(address: .hostname(configuration.http.host, port: configuration.http.port), serverName: "rujuk-broker"),
             onServerRunning: { channel in port.withLock { $0 = channel.localAddress?.port } },
             logger: logger

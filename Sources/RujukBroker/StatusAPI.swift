@@ -20,8 +20,9 @@ struct StatusAPI: Sendable {
     /// The coordinators' systems' tokens, by client name; replaced on reload.
     let tokens: Locked<[String: String]>
 
-    func routes() -> Router<BasicRequestContext> {
+    func routes(hosts: HostAllowList) -> Router<BasicRequestContext> {
         let routes = Router()
+        routes.add(middleware: HostCheckMiddleware(hosts))
         routes.add(middleware: ErrorMiddleware())
         routes.get("/health") { _, _ in
             let snapshot = router.snapshot

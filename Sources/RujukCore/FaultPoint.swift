@@ -19,6 +19,8 @@ public enum FaultPoint: String, Sendable, CaseIterable {
     case groupCommitted = "group-committed"
     /// Adapter: a webhook POST answered 2xx, its round's outcomes not yet recorded.
     case webhookPosted = "webhook-posted"
+    /// Adapter: a new API token written to its temporary file, not yet renamed into place.
+    case tokenFileWritten = "token-file-written"
 
     /// The environment variable that arms a point.
     public static let environmentKey = "RUJUK_CRASH_AT"

@@ -21,6 +21,7 @@ public struct RujukError: Error, CustomStringConvertible, Sendable, Equatable {
             case duplicateConflict = "duplicate_conflict"
             case identityMismatch = "identity_mismatch"
             case unauthorized = "unauthorized"
+            case misdirectedHost = "misdirected_host"
             case forbidden = "forbidden"
             case consentRequired = "consent_required"
             case sealInvalid = "seal_invalid"
@@ -62,6 +63,9 @@ public struct RujukError: Error, CustomStringConvertible, Sendable, Equatable {
         public static let identityMismatch = Code(.identityMismatch)
         /// Missing or wrong credentials.
         public static let unauthorized = Code(.unauthorized)
+        /// An HTTP request whose `Host` is not a name this listener answers to: a page from
+        /// another site reaching the API through DNS rebinding, or a wrong address.
+        public static let misdirectedHost = Code(.misdirectedHost)
         /// An authenticated agency asking for something the registry does not allow it: a
         /// restricted service, legal aid outside an MoU, an escalation to an agency that does
         /// not take escalations.

@@ -107,6 +107,7 @@ final class Cluster: @unchecked Sendable {
                 # As a busy agency would set it: a backlog drains faster, and more is in flight
                 # (so sent again) when something breaks.
                 credit = 4096
+                \(inNamespace ? "allow_api_without_tls_off_loopback = true  # on the namespace's own veth link" : "")
                 \(webhook)
                 """.write(to: config, atomically: true, encoding: .utf8)
             let arguments = ["adapter", "--agency", agency, "--config", config.path]

@@ -26,6 +26,7 @@ public enum JSONResponse {
         case .badParameter: .badRequest
         case .notFound: .notFound
         case .unauthorized: .unauthorized
+        case .misdirectedHost: .misdirectedRequest
         case .tooLarge: .contentTooLarge
         case .illegalTransition, .duplicateConflict: .conflict
         case .notParty, .identityMismatch: .forbidden

@@ -9,7 +9,10 @@ import RujukCore
 /// How the commands reach an adapter's API.
 struct APIOptions: ParsableArguments {
     @Option(help: "The adapter's API base URL.") var api: String = ProcessInfo.processInfo.environment["RUJUK_API"] ?? "http://127.0.0.1:7790"
-    @Option(help: "The API bearer token (default: $RUJUK_TOKEN, or the api.token file of --agency).") var token: String?
+    @Option(help: ArgumentHelp(
+        "The API bearer token. Discouraged: other users see it in `ps`; prefer $RUJUK_TOKEN or --agency.",
+        discussion: "Without it: $RUJUK_TOKEN, else the api.token file of --agency (refused if others can read it)."))
+    var token: String?
     @Option(help: "Read the token from this agency's api.token under [adapter] data_dir.") var agency: String?
     @Option(help: "The configuration file, to find the token file.") var config: String = "Config/rujuk.toml"
     @Flag(help: "Print JSON instead of a table.") var json = false
@@ -20,7 +23,7 @@ struct APIOptions: ParsableArguments {
         if let agency {
             let configuration = try RujukConfiguration.load(URL(fileURLWithPath: config)).adapter(for: agency)
             let file = Adapter.tokenFile(in: configuration.agencyDirectory)
-            if let text = try? String(contentsOf: file, encoding: .utf8) { return text.trimmingCharacters(in: .whitespacesAndNewlines) }
+            if let token = try Adapter.readToken(in: configuration.agencyDirectory) { return token }
             throw ValidationError("no token file at \(file.path); is the adapter for \(agency) running?")
         }
         throw ValidationError("give --token, set RUJUK_TOKEN, or name --agency to read its token file")

@@ -121,7 +121,9 @@ struct AdapterCommand: AsyncParsableCommand {
         abstract: "Run an agency's adapter: its ledger, its link to the broker, its local API.",
         discussion: """
             The API listens on [adapter] api (default 127.0.0.1:7790) and needs the bearer token \
-            from [adapter] token, or from <data_dir>/<agency>/api.token, written on first start.
+            from [adapter] token, or from <data_dir>/<agency>/api.token, written mode 0600 on first \
+            start (a token file others can read is refused). Clients should pass it in RUJUK_TOKEN \
+            or read the file (--agency), not with --token, which other users see in `ps`.
             """
     )
 

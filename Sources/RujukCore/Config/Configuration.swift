@@ -80,15 +80,23 @@ public struct BrokerConfiguration: Sendable {
     /// Client tokens already in memory, by client name (the demo, tests); when set, the
     /// directory is not read.
     public var apiTokens: [String: String]?
+    /// Timeouts, connection cap and accepted `Host` names of the HTTP status API and dashboard.
+    public var httpListener: HTTPListenerSettings
+    /// `allow_plaintext_off_loopback` (top level): lets plaintext transport bind off loopback.
+    /// Default false: `checkExposure()` refuses it.
+    public var allowPlaintextOffLoopback: Bool
 
     public init(
         router: String = "tcp://127.0.0.1:7700", monitor: String = "tcp://127.0.0.1:7701",
         http: HostPort = HostPort(host: "127.0.0.1", port: 7780), dataDirectory: URL = URL(fileURLWithPath: "data/broker"),
         durability: Durability = .full, maxMessageBytes: Int = RRPCodec.defaultMaxMessageBytes, heartbeatMs: Int = 2000,
         maxCredit: Int = 1000, maxBatch: Int = 4096, inlineCommitMax: Int = 32, mailboxMemory: Int = 2048,
-        transport: Transport = .curve, keyFile: URL? = nil, keys: KeyFile? = nil, apiTokens: [String: String]? = nil
+        transport: Transport = .curve, keyFile: URL? = nil, keys: KeyFile? = nil, apiTokens: [String: String]? = nil,
+        httpListener: HTTPListenerSettings = HTTPListenerSettings(), allowPlaintextOffLoopback: Bool = false
     ) {
         self.apiTokens = apiTokens
+        self.httpListener = httpListener
+        self.allowPlaintextOffLoopback = allowPlaintextOffLoopback
         self.transport = transport
         self.keyFile = keyFile
         self.keys = keys
@@ -136,8 +144,9 @@ public struct BrokerConfiguration: Sendable {
     public static func parse(_ reader: ConfigReader?, relativeTo base: URL) throws -> BrokerConfiguration {
         var config = BrokerConfiguration()
         guard let reader else { return config }
-        try reader.allowOnly(["router", "monitor", "http", "data_dir", "synchronous", "max_message_bytes", "heartbeat_ms", "max_credit", "max_batch", "mailbox_memory", "key_file",
-                              "api_tokens"])
+        try reader.allowOnly(HTTPListenerSettings.keys.union(["router", "monitor", "http", "data_dir", "synchronous", "max_message_bytes",
+                                                              "heartbeat_ms", "max_credit", "max_batch", "mailbox_memory", "key_file", "api_tokens"]))
+        config.httpListener = try HTTPListenerSettings.parse(reader)
         config.router = try reader.string("router") ?? config.router
         config.monitor = try reader.string("monitor") ?? config.monitor
         if let http = try reader.string("http") {
@@ -199,6 +208,14 @@ public struct AdapterConfiguration: Sendable {
     /// How long before that the agency system is told (`handoff.retention_notice`); the data is
     /// removed no sooner than this after the notice. Default 30 days.
     public var retentionNotice: TimeInterval
+    /// Timeouts, connection cap and accepted `Host` names of the API.
+    public var apiListener: HTTPListenerSettings
+    /// `allow_plaintext_off_loopback` (top level): lets a plaintext link reach a broker off this
+    /// machine. Default false: `checkExposure()` refuses it.
+    public var allowPlaintextOffLoopback: Bool
+    /// `allow_api_without_tls_off_loopback`: lets the plain-HTTP API bind off loopback.
+    /// Default false: `checkExposure()` refuses it.
+    public var allowAPIWithoutTLSOffLoopback: Bool
 
     public init(
         agency: String, broker: String = "tcp://127.0.0.1:7700", api: HostPort = HostPort(host: "127.0.0.1", port: 7790),
@@ -206,10 +223,14 @@ public struct AdapterConfiguration: Sendable {
         credit: Int = 256, sendWindow: Int = 1024, heartbeatMs: Int = 2000, webhook: WebhookConfiguration? = nil,
         sweepInterval: TimeInterval = 1, transport: Transport = .curve, keyFile: URL? = nil, keys: KeyFile? = nil,
         brokerKey: String? = nil, retention: TimeInterval = 730 * 86400, openRetention: TimeInterval = 365 * 86400,
-        retentionNotice: TimeInterval = 30 * 86400
+        retentionNotice: TimeInterval = 30 * 86400, apiListener: HTTPListenerSettings = HTTPListenerSettings(),
+        allowPlaintextOffLoopback: Bool = false, allowAPIWithoutTLSOffLoopback: Bool = false
     ) {
         self.openRetention = openRetention
         self.retentionNotice = retentionNotice
+        self.apiListener = apiListener
+        self.allowPlaintextOffLoopback = allowPlaintextOffLoopback
+        self.allowAPIWithoutTLSOffLoopback = allowAPIWithoutTLSOffLoopback
         self.sweepInterval = sweepInterval
         self.transport = transport
         self.keyFile = keyFile
@@ -241,8 +262,12 @@ public struct AdapterConfiguration: Sendable {
     public static func parse(_ reader: ConfigReader?, agency: String, relativeTo base: URL) throws -> AdapterConfiguration {
         var config = AdapterConfiguration(agency: agency)
         guard let reader else { return config }
-        try reader.allowOnly(["broker", "api", "data_dir", "token", "synchronous", "credit", "send_window", "heartbeat_ms", "webhook", "sweep_interval",
-                              "key_file", "broker_key", "retention", "open_retention", "retention_notice"])
+        try reader.allowOnly(HTTPListenerSettings.keys.union([
+            "broker", "api", "data_dir", "token", "synchronous", "credit", "send_window", "heartbeat_ms", "webhook", "sweep_interval",
+            "key_file", "broker_key", "retention", "open_retention", "retention_notice", "allow_api_without_tls_off_loopback",
+        ]))
+        config.apiListener = try HTTPListenerSettings.parse(reader)
+        config.allowAPIWithoutTLSOffLoopback = try reader.bool("allow_api_without_tls_off_loopback") ?? false
         if let file = try reader.string("key_file") {
             config.keyFile = URL(fileURLWithPath: file.replacingOccurrences(of: "{agency}", with: agency), relativeTo: base).standardizedFileURL
         }
@@ -326,11 +351,14 @@ public struct RujukConfiguration: Sendable {
     public var baseDirectory: URL
     /// `transport` (top level): how the broker's sockets are protected, for it and every adapter.
     public var transport: Transport
+    /// `allow_plaintext_off_loopback` (top level), for the broker and every adapter.
+    public var allowPlaintextOffLoopback: Bool = false
 
     /// Loads rujuk.toml and the agencies.toml and sla.toml it names (by default, beside it).
     public static func load(_ url: URL) throws -> RujukConfiguration {
         let reader = try ConfigReader.load(url)
-        try reader.allowOnly(["broker", "adapter", "agencies", "sla", "transport"])
+        try reader.allowOnly(["broker", "adapter", "agencies", "sla", "transport", "allow_plaintext_off_loopback"])
+        let allowPlaintextOffLoopback = try reader.bool("allow_plaintext_off_loopback") ?? false
         let transportName = try reader.string("transport") ?? Transport.curve.rawValue
         guard let transport = Transport(rawValue: transportName) else {
             throw reader.error("transport", "must be \"curve\" or \"plaintext\"")
@@ -346,13 +374,15 @@ public struct RujukConfiguration: Sendable {
         try policy.escalation.validate(against: registry)
         var broker = try BrokerConfiguration.parse(try reader.table("broker"), relativeTo: cwd)
         broker.transport = transport
+        broker.allowPlaintextOffLoopback = allowPlaintextOffLoopback
         return RujukConfiguration(
             broker: broker,
             adapterTable: try reader.table("adapter"),
             registry: registry,
             sla: policy,
             baseDirectory: cwd,
-            transport: transport
+            transport: transport,
+            allowPlaintextOffLoopback: allowPlaintextOffLoopback
         )
     }
 
@@ -362,6 +392,7 @@ public struct RujukConfiguration: Sendable {
         }
         var config = try AdapterConfiguration.parse(adapterTable, agency: agency, relativeTo: baseDirectory)
         config.transport = transport
+        config.allowPlaintextOffLoopback = allowPlaintextOffLoopback
         if transport == .curve && config.brokerKey == nil {
             throw ConfigError(file: adapterTable?.file ?? "rujuk.toml", line: 0, message: "'adapter.broker_key' is required with transport = \"curve\": the broker's public key, as `rujuk keygen --broker` prints it")
         }
