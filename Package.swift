@@ -33,6 +33,7 @@ let package = Package(
             dependencies: [
                 "RujukCore",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(

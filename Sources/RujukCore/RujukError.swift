@@ -26,6 +26,7 @@ public struct RujukError: Error, CustomStringConvertible, Sendable, Equatable {
             case sealInvalid = "seal_invalid"
             case keyUnknown = "key_unknown"
             case storageUnavailable = "storage_unavailable"
+            case rateLimited = "rate_limited"
             case config = "config"
             case `internal` = "internal"
         }
@@ -77,6 +78,9 @@ public struct RujukError: Error, CustomStringConvertible, Sendable, Equatable {
         public static let keyUnknown = Code(.keyUnknown)
         /// The store cannot accept writes now (disk full, I/O error); retry later.
         public static let storageUnavailable = Code(.storageUnavailable)
+        /// A session over its message rate (broker `[broker] session_rate`, `session_hello_rate`):
+        /// the message was not processed; send it again more slowly.
+        public static let rateLimited = Code(.rateLimited)
         /// A configuration file is invalid.
         public static let config = Code(.config)
         /// A fault inside Rujuk.

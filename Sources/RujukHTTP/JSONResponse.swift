@@ -29,6 +29,7 @@ public enum JSONResponse {
         case .illegalTransition, .duplicateConflict: .conflict
         case .notParty, .identityMismatch: .forbidden
         case .storageUnavailable: .serviceUnavailable
+        case .rateLimited: .tooManyRequests
         case .internal: .internalServerError
         default: .unprocessableContent
         }

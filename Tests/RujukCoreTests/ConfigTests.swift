@@ -35,7 +35,7 @@ import Testing
         #expect(throws: ConfigError(file: "rujuk.toml", line: 3, message: "a string is not closed before the end of the line")) {
             try TOMLParser.parse("[broker]\nrouter = \"tcp://x\"\nhttp = \"127.0.0.1:1\n", file: "rujuk.toml")
         }
-        #expect(throws: ConfigError(file: "rujuk.toml", line: 2, message: "'broker.synchronus': unknown key (expected one of: data_dir, heartbeat_ms, http, key_file, mailbox_memory, max_batch, max_credit, max_message_bytes, monitor, router, synchronous)")) {
+        #expect(throws: ConfigError(file: "rujuk.toml", line: 2, message: "'broker.synchronus': unknown key (expected one of: data_dir, handshake_timeout_ms, heartbeat_ms, http, key_file, mailbox_memory, max_batch, max_connections, max_connections_per_address, max_credit, max_message_bytes, monitor, receive_hwm, router, security_log_lines, send_hwm, session_hello_rate, session_rate, synchronous)")) {
             try BrokerConfiguration.parse(ConfigReader(file: "rujuk.toml", table: TOMLParser.parse("[broker]\nsynchronus = \"full\"\n", file: "rujuk.toml")).table("broker"), relativeTo: URL(fileURLWithPath: "/"))
         }
     }

@@ -71,12 +71,14 @@ final class Network: @unchecked Sendable {
     /// listener on its I/O thread after `zmq_close` has returned, so a port given up in this
     /// process is free a moment later, not at once (a restarted broker process has no such wait:
     /// its listeners went with the old process).
-    func startBroker(heartbeatMs: Int = 500, router: String = "tcp://127.0.0.1:*", monitor: String = "tcp://127.0.0.1:*", httpPort: Int = 0, registry: AgencyRegistry? = nil) throws {
-        let configuration = BrokerConfiguration(router: router, monitor: monitor, http: HostPort(host: "127.0.0.1", port: httpPort), dataDirectory: directory.appendingPathComponent("broker"), heartbeatMs: heartbeatMs, inlineCommitMax: inlineCommitMax, keys: Self.keys.broker)
+    func startBroker(heartbeatMs: Int = 500, router: String = "tcp://127.0.0.1:*", monitor: String = "tcp://127.0.0.1:*", httpPort: Int = 0, registry: AgencyRegistry? = nil,
+                     limits: BrokerLimits = BrokerLimits(), logger: Logger? = nil) throws {
+        var configuration = BrokerConfiguration(router: router, monitor: monitor, http: HostPort(host: "127.0.0.1", port: httpPort), dataDirectory: directory.appendingPathComponent("broker"), heartbeatMs: heartbeatMs, inlineCommitMax: inlineCommitMax, keys: Self.keys.broker)
+        configuration.limits = limits
         let deadline = Date() + 5
         while true {
             do {
-                broker = try Broker(configuration: configuration, registry: registry ?? Self.registry, context: context, clock: clock, logger: logger)
+                broker = try Broker(configuration: configuration, registry: registry ?? Self.registry, context: context, clock: clock, logger: logger ?? self.logger)
                 return
             } catch let error as ZMQError where error.code == EADDRINUSE && Date() < deadline {
                 Thread.sleep(forTimeInterval: 0.01)
@@ -85,19 +87,20 @@ final class Network: @unchecked Sendable {
     }
 
     @discardableResult
-    func adapter(_ agency: String, heartbeatMs: Int = 500, endpoint: String? = nil) throws -> Adapter {
+    func adapter(_ agency: String, heartbeatMs: Int = 500, endpoint: String? = nil, logger: Logger? = nil) throws -> Adapter {
         let configuration = AdapterConfiguration(
             agency: agency, broker: endpoint ?? broker.routerEndpoint, api: HostPort(host: "127.0.0.1", port: 0),
             dataDirectory: directory.appendingPathComponent("adapters"), token: "test-token", heartbeatMs: heartbeatMs,
             keys: Self.keys.agencies[agency], brokerKey: Self.keys.broker.curvePublic)
-        let adapter = try Adapter(configuration: configuration, registry: Self.registry, sla: Self.sla, context: context, clock: clock, logger: logger)
+        let adapter = try Adapter(configuration: configuration, registry: Self.registry, sla: Self.sla, context: context, clock: clock, logger: logger ?? self.logger)
         adapters[agency] = adapter
         return adapter
     }
 
     /// Writes `<directory>/rujuk.toml` for a child `rujuk broker` on `endpoint` with the test
     /// keys, its store in `<directory>/child-broker`; `agencies` and an `[adapter]` table as given.
-    func childBrokerConfig(endpoint: String, agencies: String = Network.childFiles.agencies, adapter: String? = nil) throws -> URL {
+    func childBrokerConfig(endpoint: String, agencies: String = Network.childFiles.agencies, adapter: String? = nil,
+                           http: String = "127.0.0.1:0") throws -> URL {
         let config = directory.appendingPathComponent("rujuk.toml")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         try """
@@ -106,7 +109,7 @@ final class Network: @unchecked Sendable {
             \(Self.childFiles.broker)
             router = "\(endpoint)"
             monitor = "tcp://127.0.0.1:*"
-            http = "127.0.0.1:0"
+            http = "\(http)"
             data_dir = "\(directory.appendingPathComponent("child-broker").path)"
             heartbeat_ms = 300
             \(adapter.map { "[adapter]\n" + $0 } ?? "")

@@ -73,6 +73,8 @@ public struct BrokerConfiguration: Sendable {
     public var keyFile: URL?
     /// Keys already in memory (the demo, tests); when set, `keyFile` is not read.
     public var keys: KeyFile?
+    /// Limits on what one peer can make the broker hold or do (docs/security-broker-limits.md).
+    public var limits: BrokerLimits = BrokerLimits()
 
     public init(
         router: String = "tcp://127.0.0.1:7700", monitor: String = "tcp://127.0.0.1:7701",
@@ -112,7 +114,7 @@ public struct BrokerConfiguration: Sendable {
     public static func parse(_ reader: ConfigReader?, relativeTo base: URL) throws -> BrokerConfiguration {
         var config = BrokerConfiguration()
         guard let reader else { return config }
-        try reader.allowOnly(["router", "monitor", "http", "data_dir", "synchronous", "max_message_bytes", "heartbeat_ms", "max_credit", "max_batch", "mailbox_memory", "key_file"])
+        try reader.allowOnly(Set(["router", "monitor", "http", "data_dir", "synchronous", "max_message_bytes", "heartbeat_ms", "max_credit", "max_batch", "mailbox_memory", "key_file"] + BrokerLimits.keys))
         config.router = try reader.string("router") ?? config.router
         config.monitor = try reader.string("monitor") ?? config.monitor
         if let http = try reader.string("http") {
@@ -127,6 +129,7 @@ public struct BrokerConfiguration: Sendable {
         config.maxCredit = try reader.int("max_credit", in: 1...100_000) ?? config.maxCredit
         config.maxBatch = try reader.int("max_batch", in: 1...100_000) ?? config.maxBatch
         config.mailboxMemory = try reader.int("mailbox_memory", in: 16...1_000_000) ?? config.mailboxMemory
+        config.limits = try BrokerLimits.parse(reader)
         return config
     }
 }
