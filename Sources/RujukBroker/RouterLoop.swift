@@ -92,7 +92,13 @@ public final class RouterLoop: @unchecked Sendable {
     private struct Allowance {
         var messages: TokenBucket
         var hellos: TokenBucket
+        /// Messages refused with rate_limited since the last one allowed.
+        var refusedInRow = 0
     }
+
+    /// Refusals in a row after which a sender's connection is cut: it is not backing off.
+    /// Far above an adapter's send window, whose every message may be refused once.
+    static let floodCutoff = 8192
 
     private struct Session {
         var routingID: [UInt8]
@@ -341,7 +347,7 @@ public final class RouterLoop: @unchecked Sendable {
             sessions[routingID]?.lastHeard = now
             let hello = frames.count >= 2 && frames[1].elementsEqual(Self.helloCommand)
             guard allow(message, hello: hello, now: now) else {
-                refuseRateLimited(frames, to: routingID, socket)
+                refuseRateLimited(message, frames, to: routingID, socket)
                 continue
             }
             let decoded: RRPMessage
@@ -398,7 +404,7 @@ public final class RouterLoop: @unchecked Sendable {
                 pendingOrigins.append(routingID)
             case .receipt(let receipt):
                 guard allowReceipt(message, ids: receipt.ids.count, now: now) else {
-                    refuseRateLimited(frames, to: routingID, socket)
+                    refuseRateLimited(message, frames, to: routingID, socket)
                     continue
                 }
                 let inFlight = mailboxes[session.agency]?.inFlight
@@ -571,8 +577,11 @@ public final class RouterLoop: @unchecked Sendable {
             allowances[key] = Allowance(messages: TokenBucket(rate: rate, burst: 2 * rate, now: now),
                                         hellos: TokenBucket(rate: hellos, burst: 2 * hellos, now: now))
         }
-        guard allowances[key]!.messages.take(now: now) else { return false }
-        return !hello || allowances[key]!.hellos.take(now: now)
+        guard allowances[key]!.messages.take(now: now), !hello || allowances[key]!.hellos.take(now: now) else {
+            return false
+        }
+        allowances[key]!.refusedInRow = 0
+        return true
     }
 
     /// Takes what a RECEIPT costs beyond its one message: one token per further id.
@@ -582,11 +591,25 @@ public final class RouterLoop: @unchecked Sendable {
         return allowances[key]?.messages.take(Double(ids - 1), now: now) ?? true
     }
 
-    private func refuseRateLimited(_ frames: [[UInt8]], to routingID: [UInt8], _ socket: Socket) {
+    /// Refuses a message over its sender's rate as cheaply as it can: an ERROR for each message
+    /// that carries an id (its sender retries that one) and for the first of a run, nothing
+    /// more for the rest; a sender that goes on regardless loses its session and connection.
+    private func refuseRateLimited(_ message: Multipart, _ frames: [[UInt8]], to routingID: [UInt8], _ socket: Socket) {
         stats.rateLimited += 1
-        let error = RujukError(.rateLimited, "over this session's message rate; send again more slowly")
-        // Only the commands that carry an id are parsed for it: its sender retries that one.
+        let key = message.userId ?? message.frames[0].map { String($0, radix: 16) }.joined()
+        allowances[key]?.refusedInRow += 1
+        let inRow = allowances[key]?.refusedInRow ?? 1
+        if inRow >= Self.floodCutoff {
+            allowances[key]?.refusedInRow = 0
+            logger.security(.rateLimited, "connection cut: it goes on sending over its rate",
+                            metadata: ["agency.id": "\(sessions[routingID]?.agency ?? "-")"], events: securityEvents)
+            closeSession(routingID, reason: "flooding")
+            if let fd = message.sourceFD, let peer = peerAddress(ofFD: fd) { dropConnection(fd: fd, peer: peer) }
+            return
+        }
         let carriesID = frames.count >= 3 && Self.commandsWithID.contains(frames[1])
+        guard carriesID || inRow == 1 else { return }
+        let error = RujukError(.rateLimited, "over this session's message rate; send again more slowly")
         refuse(error, id: carriesID ? RRPCodec.messageID(in: frames) : nil, to: routingID, socket)
     }
 
