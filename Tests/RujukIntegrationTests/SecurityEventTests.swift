@@ -101,7 +101,7 @@ func fetchJSON(port: Int, path: String, timeout: TimeInterval = 5) async -> [Str
         #expect(!log.all.contains { $0.message == "refused" && $0.level == .info && $0.metadata["error.code"]?.description == "not_party" })
 
         try await waitFor("the HTTP server listens") { broker.boundHTTPPort != nil }
-        let health = try #require(await fetchJSON(port: broker.boundHTTPPort!, path: "/health"))
+        let health = try #require(await fetchJSON(port: broker.boundHTTPPort!, path: "/health", timeout: 20))
         let counts = health["security_events"] as? [String: Int]
         #expect(counts?["not_party"] == 2 && counts?["unknown_key"] == 1, "\(String(describing: counts))")
     }
@@ -120,7 +120,7 @@ func fetchJSON(port: Int, path: String, timeout: TimeInterval = 5) async -> [Str
         guard case .commit = try police.next() else { Issue.record("no COMMIT"); return }
         try await waitFor("the seal is refused") { !log.security(.sealInvalid).isEmpty }
         try await waitFor("the API listens") { hospital.boundHTTPPort != nil }
-        let health = try #require(await fetchJSON(port: hospital.boundHTTPPort!, path: "/health"))
+        let health = try #require(await fetchJSON(port: hospital.boundHTTPPort!, path: "/health", timeout: 20))
         #expect((health["security_events"] as? [String: Int])?["seal_invalid"] == 1)
     }
 
