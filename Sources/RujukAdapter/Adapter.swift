@@ -16,6 +16,9 @@ public final class Adapter: ServiceLifecycle.Service, @unchecked Sendable {
     public let link: BrokerLink
     public let hub = NotificationHub()
     public let token: String
+    /// Deliveries refused for reasons that point at an attack (a seal that does not open, a
+    /// delivery for another agency), counted for `/health` and logged rate-limited.
+    public let securityEvents: SecurityEvents
     let registry: AgencyRegistry
     let sla: SLAPolicy
     let clock: any RujukCore.Clock
@@ -43,7 +46,10 @@ public final class Adapter: ServiceLifecycle.Service, @unchecked Sendable {
         ledger = try Ledger(directory: configuration.agencyDirectory, agency: configuration.agency, durability: configuration.durability, clock: clock, sla: sla, registry: registry, sealer: sealer)
         token = try configuration.token ?? Self.loadOrCreateToken(in: configuration.agencyDirectory)
         let hub = self.hub
-        link = BrokerLink(configuration: configuration, keys: keys, ledger: ledger, context: context, logger: logger, onChange: { hub.poke() })
+        let events = SecurityEvents(clock: clock)
+        securityEvents = events
+        link = BrokerLink(configuration: configuration, keys: keys, ledger: ledger, context: context, logger: logger, securityEvents: events,
+                          onChange: { hub.poke() })
         link.start()
     }
 
@@ -146,6 +152,7 @@ public final class Adapter: ServiceLifecycle.Service, @unchecked Sendable {
         } catch {
             logger.error("SLA sweep failed; it will run again", metadata: ["error": "\(error)"])
         }
+        logger.securitySummaries(securityEvents)
         if total.acted {
             if total.escalated + total.resolved > 0 {
                 logger.warning("handoffs escalated", metadata: ["escalated": "\(total.escalated)", "resolved": "\(total.resolved)"])

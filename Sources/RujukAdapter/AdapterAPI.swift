@@ -21,7 +21,8 @@ struct AdapterAPI: Sendable {
         routes.add(middleware: HostCheckMiddleware(hosts))
         routes.add(middleware: ErrorMiddleware())
         routes.get("/health") { _, _ in
-            return JSONResponse.make(AdapterHealth(agency: adapter.agency, broker: adapter.link.state, ledger: try adapter.ledger.summary()))
+            return JSONResponse.make(AdapterHealth(agency: adapter.agency, broker: adapter.link.state, ledger: try adapter.ledger.summary(),
+                                                   securityEvents: adapter.securityEvents.snapshot))
         }
         let api = routes.group("api").add(middleware: BearerTokenMiddleware(token: adapter.token))
         api.post("referrals") { request, _ in
@@ -104,6 +105,14 @@ public struct AdapterHealth: Codable, Sendable {
     public var agency: String
     public var broker: BrokerLink.State
     public var ledger: LedgerSummary
+    /// Deliveries refused for reasons that point at an attack since start, by kind
+    /// (`SecurityEventKind`, e.g. `seal_invalid`).
+    public var securityEvents: [String: Int]
+
+    enum CodingKeys: String, CodingKey {
+        case status, agency, broker, ledger
+        case securityEvents = "security_events"
+    }
 }
 
 /// `GET /api/escalations`: one page, and the cursor of the next when there may be more.

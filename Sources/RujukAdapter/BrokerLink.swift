@@ -2,6 +2,7 @@ import CZeroMQ
 import Foundation
 import Logging
 import RujukCore
+import RujukHTTP
 import ZeroMQ
 
 /// The adapter's connection to the broker: a dedicated thread that owns the DEALER socket.
@@ -24,6 +25,7 @@ public final class BrokerLink: @unchecked Sendable {
     private let finished = DispatchSemaphore(value: 0)
     /// Called (on the link thread) after the ledger changed because of the broker.
     private let onChange: @Sendable () -> Void
+    private let securityEvents: SecurityEvents
 
     // Link-thread state.
     private var socket: Socket?
@@ -47,7 +49,9 @@ public final class BrokerLink: @unchecked Sendable {
     /// The agency's CurveZMQ key pair, with `.curve` transport.
     private let keys: KeyFile
 
-    public init(configuration: AdapterConfiguration, keys: KeyFile, ledger: Ledger, context: Context, logger: Logger, onChange: @escaping @Sendable () -> Void) {
+    public init(configuration: AdapterConfiguration, keys: KeyFile, ledger: Ledger, context: Context, logger: Logger,
+                securityEvents: SecurityEvents = SecurityEvents(), onChange: @escaping @Sendable () -> Void) {
+        self.securityEvents = securityEvents
         self.configuration = configuration
         self.keys = keys
         self.ledger = ledger
@@ -167,7 +171,7 @@ public final class BrokerLink: @unchecked Sendable {
             ready = false
             control.withLock { $0.state = .connecting }
             sendHello()
-        case .storageUnavailable:
+        case .storageUnavailable, .rateLimited:
             // Not a verdict on the message: it stays in the outbox and goes again.
             if let id = error.id { inFlight.removeValue(forKey: id) }
             sentThrough = 0
@@ -200,6 +204,11 @@ public final class BrokerLink: @unchecked Sendable {
             // Only now, with the ledger's transaction committed, does the RECEIPT go out.
             if !result.receipts.isEmpty { send(.receipt(Receipt(ids: result.receipts))) }
             for (id, error) in result.refused {
+                if let kind = SecurityEventKind(error.code) {
+                    logger.security(kind, "delivery refused by the ledger", metadata: ["message.id": "\(id)", "error.code": "\(error.code)",
+                                    "error.reason": "\(error.reason)"], events: securityEvents)
+                    continue
+                }
                 logger.error("delivery refused by the ledger; recorded, receipted and reported to the agency system", metadata: ["message.id": "\(id)", "error.code": "\(error.code)", "error.reason": "\(error.reason)"])
             }
         } catch {

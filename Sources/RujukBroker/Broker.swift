@@ -45,6 +45,7 @@ public final class Broker: ServiceLifecycle.Service, @unchecked Sendable {
         try PrivateFiles.tighten(configuration.dataDirectory, logger: logger)
         let admitted = Locked(registry)
         self.admitted = admitted
+        let events = SecurityEvents(clock: clock, linesPerInterval: configuration.limits.securityLogLines)
         if keys != nil {
             let missing = registry.agencies.filter { $0.curveKey == nil }.map(\.id)
             if !missing.isEmpty {
@@ -53,7 +54,7 @@ public final class Broker: ServiceLifecycle.Service, @unchecked Sendable {
             // Started before any socket is bound: a CURVE socket with ZAP_ENFORCE_DOMAIN refuses
             // everyone while no handler answers, never admits anyone.
             let zap = ZAPHandler(context: context) { request in
-                Self.admit(request, registry: admitted.current, logger: logger)
+                Self.admit(request, registry: admitted.current, logger: logger, events: events)
             }
             try zap.start()
             self.zap = zap
@@ -63,7 +64,8 @@ public final class Broker: ServiceLifecycle.Service, @unchecked Sendable {
         }
         do {
             store = try BrokerStore(directory: configuration.dataDirectory, durability: configuration.durability)
-            router = RouterLoop(configuration: configuration, registry: registry, keys: keys, store: store, context: context, clock: clock, logger: logger)
+            router = RouterLoop(configuration: configuration, registry: registry, keys: keys, store: store, context: context, clock: clock, logger: logger,
+                                securityEvents: events)
             routerEndpoint = try router.start()
         } catch {
             zap?.stop()
@@ -117,9 +119,10 @@ public final class Broker: ServiceLifecycle.Service, @unchecked Sendable {
     /// The ZAP decision: a CURVE key listed in agencies.toml, on the ROUTER; on the monitor
     /// feed, only an agency with the `monitor` role. The User-Id is `agency key`, so that the
     /// router can tell a connection made with a key since revoked.
-    static func admit(_ request: ZAPRequest, registry: AgencyRegistry, logger: Logger) -> String? {
+    static func admit(_ request: ZAPRequest, registry: AgencyRegistry, logger: Logger, events: SecurityEvents) -> String? {
         guard let key = request.clientKey, let agency = registry.agency(curveKey: key) else {
-            logger.warning("security: connection refused, unknown key", metadata: ["peer": "\(request.address)", "domain": "\(request.domain)"])
+            logger.security(.unknownKey, "connection refused, unknown key", metadata: ["peer": "\(request.address)", "domain": "\(request.domain)"],
+                            events: events)
             return nil
         }
         switch request.domain {
@@ -128,7 +131,8 @@ public final class Broker: ServiceLifecycle.Service, @unchecked Sendable {
         case monitorDomain where agency.roles.contains(.monitor):
             return "\(agency.id) \(key)"
         default:
-            logger.warning("security: connection refused, not allowed here", metadata: ["agency.id": "\(agency.id)", "domain": "\(request.domain)"])
+            logger.security(.notAllowed, "connection refused, not allowed here", metadata: ["agency.id": "\(agency.id)", "domain": "\(request.domain)"],
+                            events: events)
             return nil
         }
     }

@@ -2,6 +2,7 @@ import CZeroMQ
 import Foundation
 import Logging
 import RujukCore
+import RujukHTTP
 import ZeroMQ
 
 /// What the router thread reports about itself, for `/health` and the tests.
@@ -21,6 +22,8 @@ public struct RouterSnapshot: Sendable, Codable {
     public var refused: Int = 0
     /// DELIVERs sent since start, redeliveries included.
     public var delivered: Int = 0
+    /// Messages refused with rate_limited since start.
+    public var rateLimited: Int = 0
 }
 
 /// The broker's router: a dedicated thread that owns the ROUTER socket, runs the sessions and
@@ -77,6 +80,25 @@ public final class RouterLoop: @unchecked Sendable {
 
     /// Monitor subscribers' connections by agency, to cut them when their key is revoked.
     private var subscriberConnections: [String: Set<PeerConnection>] = [:]
+    /// Refusals that point at an attack, counted for `/health` and logged rate-limited.
+    public let securityEvents: SecurityEvents
+    /// Cuts connections over the per-address and total limits; started with the sockets.
+    private var connectionGuard: PeerConnectionGuard?
+    /// Each sender's message and HELLO allowance, by its ZAP User-Id (an agency and its key),
+    /// or by routing id with plaintext transport.
+    private var allowances: [String: Allowance] = [:]
+    private var lastSummary: UInt64 = 0
+
+    private struct Allowance {
+        var messages: TokenBucket
+        var hellos: TokenBucket
+        /// Messages refused with rate_limited since the last one allowed.
+        var refusedInRow = 0
+    }
+
+    /// Refusals in a row after which a sender's connection is cut: it is not backing off.
+    /// Far above an adapter's send window, whose every message may be refused once.
+    static let floodCutoff = 8192
 
     private struct Session {
         var routingID: [UInt8]
@@ -105,6 +127,8 @@ public final class RouterLoop: @unchecked Sendable {
         func drop() { dropConnection(fd: fd, peer: peer) }
     }
 
+    private static let helloCommand = Array(RRPCommand.hello.rawValue.utf8)
+
     /// Whether a ZAP User-Id (`agency key`) is `agency`'s, without splitting it.
     static func isIdentity(_ userID: String?, of agency: String) -> Bool {
         guard let userID else { return false }
@@ -118,7 +142,9 @@ public final class RouterLoop: @unchecked Sendable {
         return (String(userID[..<space]), String(userID[userID.index(after: space)...]))
     }
 
-    public init(configuration: BrokerConfiguration, registry: AgencyRegistry, keys: KeyFile? = nil, store: BrokerStore, context: Context, clock: any RujukCore.Clock, logger: Logger) {
+    public init(configuration: BrokerConfiguration, registry: AgencyRegistry, keys: KeyFile? = nil, store: BrokerStore, context: Context, clock: any RujukCore.Clock, logger: Logger,
+                securityEvents: SecurityEvents = SecurityEvents()) {
+        self.securityEvents = securityEvents
         self.configuration = configuration
         self.registry = registry
         self.keys = keys
@@ -136,9 +162,13 @@ public final class RouterLoop: @unchecked Sendable {
             let socket: Socket
             do {
                 socket = try Socket(context, .router)
+                let limits = configuration.limits
                 try socket.set(ZMQ_ROUTER_MANDATORY, Int32(1))
-                try socket.set(ZMQ_SNDHWM, Int32(0))
-                try socket.set(ZMQ_RCVHWM, Int32(0))
+                // Finite queues per peer: one that floods or does not read fills only its own
+                // (ROUTER_MANDATORY makes a full one fail the send, which ends its session).
+                try socket.set(ZMQ_SNDHWM, Int32(limits.sendHighWaterMark))
+                try socket.set(ZMQ_RCVHWM, Int32(limits.receiveHighWaterMark))
+                try socket.set(ZMQ_HANDSHAKE_IVL, Int32(limits.handshakeTimeoutMs))
                 // A frame between the limit and this hard cap gets a too_large ERROR; one over
                 // the cap makes libzmq drop the connection before it is read into memory.
                 try socket.set(ZMQ_MAXMSGSIZE, int64: Int64(configuration.hardFrameLimit))
@@ -147,13 +177,21 @@ public final class RouterLoop: @unchecked Sendable {
                 socket.maxReceiveBytes = configuration.maxMessageBytes + 256
                 socket.maxReceiveFrames = 8
                 if let keys { try socket.makeCurveServer(secretKey: keys.curveSecret, zapDomain: Broker.routerDomain) }
+                // Monitors see every accepted connection only if they exist before the bind.
+                let routerEvents = try SocketMonitor(socket, context: context, kinds: PeerConnectionGuard.kinds)
                 try socket.bind(configuration.router)
                 let endpoint = try socket.lastEndpoint
                 let monitor = try Socket(context, .xpub)
                 try monitor.set(ZMQ_SNDHWM, Int32(100_000))
                 try monitor.set(ZMQ_LINGER, Int32(0))
+                try monitor.set(ZMQ_RCVHWM, Int32(limits.receiveHighWaterMark))
+                try monitor.set(ZMQ_HANDSHAKE_IVL, Int32(limits.handshakeTimeoutMs))
                 if let keys { try monitor.makeCurveServer(secretKey: keys.curveSecret, zapDomain: Broker.monitorDomain) }
+                let monitorEvents = try SocketMonitor(monitor, context: context, kinds: PeerConnectionGuard.kinds)
                 try monitor.bind(configuration.monitor)
+                let connectionGuard = PeerConnectionGuard(monitors: [routerEvents, monitorEvents], limits: limits, logger: logger, events: securityEvents)
+                connectionGuard.start()
+                self.connectionGuard = connectionGuard
                 self.monitor = monitor
                 monitorEndpoint = try monitor.lastEndpoint
                 outcome.withLock { $0 = .success(endpoint) }
@@ -165,6 +203,7 @@ public final class RouterLoop: @unchecked Sendable {
             }
             ready.signal()
             run(socket)
+            connectionGuard?.stop()
             socket.close()
             self.monitor?.close()
             finished.signal()
@@ -241,6 +280,7 @@ public final class RouterLoop: @unchecked Sendable {
                 startCommit(socket)
                 resendUnreceipted(socket)
                 heartbeat(socket)
+                summarizeSecurityLog()
                 publishStats()
             } catch let error as ZMQError where error.isTerminated {
                 break
@@ -277,6 +317,15 @@ public final class RouterLoop: @unchecked Sendable {
         finishCommit(result, socket)
     }
 
+    /// Once a second at most: one line for each kind of security event whose lines were
+    /// suppressed in an interval that has ended.
+    private func summarizeSecurityLog() {
+        let now = monotonicMilliseconds()
+        guard now >= lastSummary + 1000 else { return }
+        lastSummary = now
+        logger.securitySummaries(securityEvents)
+    }
+
     private func publishStats() {
         stats.connected = sessionByAgency.keys.sorted()
         let copy = stats
@@ -296,6 +345,11 @@ public final class RouterLoop: @unchecked Sendable {
             }
             let frames = Array(message.frames.dropFirst())
             sessions[routingID]?.lastHeard = now
+            let hello = frames.count >= 2 && frames[1].elementsEqual(Self.helloCommand)
+            guard allow(message, hello: hello, now: now) else {
+                refuseRateLimited(message, frames, to: routingID, socket)
+                continue
+            }
             let decoded: RRPMessage
             do {
                 decoded = try RRPCodec.decode(frames, maxMessageBytes: configuration.maxMessageBytes)
@@ -321,7 +375,6 @@ public final class RouterLoop: @unchecked Sendable {
             // Every message, not only the HELLO, is checked against the key its connection
             // proved: a routing id is not an identity.
             if keys != nil, !Self.isIdentity(message.userId, of: session.agency) {
-                logger.warning("security: message on another agency's session", metadata: ["agency.id": "\(session.agency)"])
                 refuse(RujukError(.identityMismatch, "this connection is not '\(session.agency)'"), id: RRPCodec.messageID(in: frames), to: routingID, socket)
                 continue
             }
@@ -329,7 +382,6 @@ public final class RouterLoop: @unchecked Sendable {
             case .refer(let referral, let raw):
                 do {
                     guard referral.from == session.agency else {
-                        logger.warning("security: referral 'from' names another agency", metadata: ["agency.id": "\(session.agency)", "claimed": "\(referral.from)", "message.id": "\(referral.id)"])
                         throw RujukError(.identityMismatch, "'from' is '\(referral.from)' but the message came from '\(session.agency)'")
                     }
                     try registry.authorize(referral)
@@ -351,6 +403,10 @@ public final class RouterLoop: @unchecked Sendable {
                 pendingWrites.append(.escalate(escalation, raw: raw, agency: session.agency))
                 pendingOrigins.append(routingID)
             case .receipt(let receipt):
+                guard allowReceipt(message, ids: receipt.ids.count, now: now) else {
+                    refuseRateLimited(message, frames, to: routingID, socket)
+                    continue
+                }
                 let inFlight = mailboxes[session.agency]?.inFlight
                 pendingWrites.append(.receipt(ids: receipt.ids, agency: session.agency, kinds: receipt.ids.map { inFlight?[$0]?.kind }))
                 pendingOrigins.append(routingID)
@@ -498,10 +554,66 @@ public final class RouterLoop: @unchecked Sendable {
 
     private func refuse(_ error: RujukError, id: String?, to routingID: [UInt8], _ socket: Socket) {
         stats.refused += 1
-        // A store that cannot write refuses every message; that is said once (noteStorageHealth).
-        logger.log(level: error.code == .storageUnavailable ? .debug : .info, "refused", metadata: ["error.code": "\(error.code)", "error.reason": "\(error.reason)", "message.id": "\(id ?? "-")", "agency.id": "\(sessions[routingID]?.agency ?? "-")"])
+        let metadata: Logger.Metadata = ["error.code": "\(error.code)", "error.reason": "\(error.reason)", "message.id": "\(id ?? "-")",
+                                         "agency.id": "\(sessions[routingID]?.agency ?? "-")"]
+        if let kind = SecurityEventKind(error.code) {
+            logger.security(kind, "refused", metadata: metadata, events: securityEvents)
+        } else {
+            // A store that cannot write refuses every message; that is said once (noteStorageHealth).
+            logger.log(level: error.code == .storageUnavailable ? .debug : .info, "refused", metadata: metadata)
+        }
         send(.error(ProtocolError(error, id: id)), to: routingID, socket)
     }
+
+    /// Whether the sender of `message` may send another message now (and, for a HELLO,
+    /// another HELLO): an O(1) token-bucket check per message, before it is decoded.
+    private func allow(_ message: Multipart, hello: Bool, now: UInt64) -> Bool {
+        let key = message.userId ?? message.frames[0].map { String($0, radix: 16) }.joined()
+        let limits = configuration.limits
+        if allowances[key] == nil {
+            // Plaintext routing ids change with every connection; keep the table bounded.
+            if allowances.count >= 4096 { allowances.removeAll(keepingCapacity: true) }
+            let rate = Double(limits.sessionRate), hellos = Double(limits.sessionHelloRate)
+            allowances[key] = Allowance(messages: TokenBucket(rate: rate, burst: 2 * rate, now: now),
+                                        hellos: TokenBucket(rate: hellos, burst: 2 * hellos, now: now))
+        }
+        guard allowances[key]!.messages.take(now: now), !hello || allowances[key]!.hellos.take(now: now) else {
+            return false
+        }
+        allowances[key]!.refusedInRow = 0
+        return true
+    }
+
+    /// Takes what a RECEIPT costs beyond its one message: one token per further id.
+    private func allowReceipt(_ message: Multipart, ids: Int, now: UInt64) -> Bool {
+        guard ids > 1 else { return true }
+        let key = message.userId ?? message.frames[0].map { String($0, radix: 16) }.joined()
+        return allowances[key]?.messages.take(Double(ids - 1), now: now) ?? true
+    }
+
+    /// Refuses a message over its sender's rate as cheaply as it can: an ERROR for each message
+    /// that carries an id (its sender retries that one) and for the first of a run, nothing
+    /// more for the rest; a sender that goes on regardless loses its session and connection.
+    private func refuseRateLimited(_ message: Multipart, _ frames: [[UInt8]], to routingID: [UInt8], _ socket: Socket) {
+        stats.rateLimited += 1
+        let key = message.userId ?? message.frames[0].map { String($0, radix: 16) }.joined()
+        allowances[key]?.refusedInRow += 1
+        let inRow = allowances[key]?.refusedInRow ?? 1
+        if inRow >= Self.floodCutoff {
+            allowances[key]?.refusedInRow = 0
+            logger.security(.rateLimited, "connection cut: it goes on sending over its rate",
+                            metadata: ["agency.id": "\(sessions[routingID]?.agency ?? "-")"], events: securityEvents)
+            closeSession(routingID, reason: "flooding")
+            if let fd = message.sourceFD, let peer = peerAddress(ofFD: fd) { dropConnection(fd: fd, peer: peer) }
+            return
+        }
+        let carriesID = frames.count >= 3 && Self.commandsWithID.contains(frames[1])
+        guard carriesID || inRow == 1 else { return }
+        let error = RujukError(.rateLimited, "over this session's message rate; send again more slowly")
+        refuse(error, id: carriesID ? RRPCodec.messageID(in: frames) : nil, to: routingID, socket)
+    }
+
+    private static let commandsWithID: Set<[UInt8]> = Set([RRPCommand.refer, .update, .escalate].map { Array($0.rawValue.utf8) })
 
     // MARK: - Sessions
 
@@ -519,13 +631,11 @@ public final class RouterLoop: @unchecked Sendable {
             }
             guard registry[authenticated]?.curveKey == key else {
                 // Authenticated before a reload that revoked the key: cut it.
-                logger.warning("security: HELLO on a revoked key", metadata: ["agency.id": "\(authenticated)"])
                 refuse(RujukError(.keyUnknown, "this connection's key is no longer registered"), id: nil, to: routingID, socket)
                 PeerConnection(message, key: key)?.drop()
                 return
             }
             if authenticated != hello.agency {
-                logger.warning("security: HELLO names another agency", metadata: ["agency.id": "\(authenticated)", "claimed": "\(hello.agency)"])
                 return refuse(RujukError(.identityMismatch, "HELLO names '\(hello.agency)' but the connection is '\(authenticated)'"), id: nil, to: routingID, socket)
             }
             agency = authenticated

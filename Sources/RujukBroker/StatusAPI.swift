@@ -37,18 +37,22 @@ struct StatusAPI: Sendable {
                 /// so that `rujuk audit verify` can be checked against them later.
                 var auditRecords: Int64
                 var auditHead: String
+                /// Refusals that point at an attack since start, by kind (`SecurityEventKind`).
+                var securityEvents: [String: Int]
 
                 enum CodingKeys: String, CodingKey {
                     case status, synchronous, connected, committed, delivered, refused
                     case auditRecords = "audit_records"
                     case auditHead = "audit_head"
+                    case securityEvents = "security_events"
                 }
             }
             let (records, head) = try await store.pool.read { db in
                 (try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'feed'") ?? 0, AuditChain.hex(try AuditChain.head(db)))
             }
             return JSONResponse.make(Health(synchronous: durability, connected: snapshot.connected, committed: snapshot.committed, delivered: snapshot.delivered,
-                                            refused: snapshot.refused, auditRecords: records, auditHead: head))
+                                            refused: snapshot.refused, auditRecords: records, auditHead: head,
+                                            securityEvents: router.securityEvents.snapshot))
         }
         let tokens = self.tokens
         let api = routes.group("api").add(middleware: BearerTokenMiddleware { Array(tokens.current.values) })

@@ -28,6 +28,7 @@ public struct RujukError: Error, CustomStringConvertible, Sendable, Equatable {
             case keyUnknown = "key_unknown"
             case storageUnavailable = "storage_unavailable"
             case badParameter = "bad_parameter"
+            case rateLimited = "rate_limited"
             case config = "config"
             case `internal` = "internal"
         }
@@ -85,6 +86,9 @@ public struct RujukError: Error, CustomStringConvertible, Sendable, Equatable {
         /// An HTTP query parameter that is not what the API takes (a limit that is not a whole
         /// number within the documented maximum, a cursor the API did not give out).
         public static let badParameter = Code(.badParameter)
+        /// A session over its message rate (broker `[broker] session_rate`, `session_hello_rate`):
+        /// the message was not processed; send it again more slowly.
+        public static let rateLimited = Code(.rateLimited)
         /// A configuration file is invalid.
         public static let config = Code(.config)
         /// A fault inside Rujuk.

@@ -31,6 +31,7 @@ public enum JSONResponse {
         case .illegalTransition, .duplicateConflict: .conflict
         case .notParty, .identityMismatch: .forbidden
         case .storageUnavailable: .serviceUnavailable
+        case .rateLimited: .tooManyRequests
         case .internal: .internalServerError
         default: .unprocessableContent
         }

@@ -95,6 +95,10 @@ public final class SocketMonitor: @unchecked Sendable {
     /// before its context goes.
     public func close() { reader.close() }
 
+    /// What to hand `poll` to wait for events of several monitors at once; then read them
+    /// with `next(timeoutMilliseconds: 0)`.
+    public var pollTarget: PollTarget { .socket(reader) }
+
     /// The next event, or nil when none comes within the timeout.
     public func next(timeoutMilliseconds: Int) throws -> SocketEvent? {
         guard try poll([.socket(reader)], timeoutMilliseconds: timeoutMilliseconds)[0],

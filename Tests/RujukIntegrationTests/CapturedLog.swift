@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import RujukCore
 
 /// A logger whose lines a test can read back: level, message and metadata of each.
 final class CapturedLog: @unchecked Sendable {
@@ -13,6 +14,12 @@ final class CapturedLog: @unchecked Sendable {
     private var captured: [Line] = []
 
     var lines: [Line] { lock.withLock { captured } }
+    var all: [Line] { lines }
+
+    /// Warning lines tagged `security` with `kind`.
+    func security(_ kind: SecurityEventKind) -> [Line] {
+        lines.filter { $0.level == .warning && $0.metadata["security"] == kind.rawValue }
+    }
 
     /// A logger at `level` that writes here.
     func logger(_ label: String = "test", level: Logger.Level = .info) -> Logger {

@@ -69,7 +69,9 @@ final class Network: @unchecked Sendable {
         self.clock = clock
         self.inlineCommitMax = inlineCommitMax
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("rujuk-test-\(UUID().uuidString)")
-        try startBroker(heartbeatMs: heartbeatMs)
+        // Below the kernel's ephemeral range (Loopback.freePort), so that a test that restarts
+        // the broker on the same port never finds it taken by some connection's source port.
+        try startBroker(heartbeatMs: heartbeatMs, router: "tcp://127.0.0.1:\(Loopback.freePort())", monitor: "tcp://127.0.0.1:\(Loopback.freePort())")
     }
 
     /// A broker in this process. On the ports of the one before it (a restart), the bind is
@@ -77,13 +79,15 @@ final class Network: @unchecked Sendable {
     /// listener on its I/O thread after `zmq_close` has returned, so a port given up in this
     /// process is free a moment later, not at once (a restarted broker process has no such wait:
     /// its listeners went with the old process).
-    func startBroker(heartbeatMs: Int = 500, router: String = "tcp://127.0.0.1:*", monitor: String = "tcp://127.0.0.1:*", httpPort: Int = 0, registry: AgencyRegistry? = nil) throws {
-        let configuration = BrokerConfiguration(router: router, monitor: monitor, http: HostPort(host: "127.0.0.1", port: httpPort), dataDirectory: directory.appendingPathComponent("broker"), heartbeatMs: heartbeatMs, inlineCommitMax: inlineCommitMax, keys: Self.keys.broker,
+    func startBroker(heartbeatMs: Int = 500, router: String = "tcp://127.0.0.1:*", monitor: String = "tcp://127.0.0.1:*", httpPort: Int = 0, registry: AgencyRegistry? = nil,
+                     limits: BrokerLimits = BrokerLimits(), logger: Logger? = nil) throws {
+        var configuration = BrokerConfiguration(router: router, monitor: monitor, http: HostPort(host: "127.0.0.1", port: httpPort), dataDirectory: directory.appendingPathComponent("broker"), heartbeatMs: heartbeatMs, inlineCommitMax: inlineCommitMax, keys: Self.keys.broker,
                                                 apiTokens: ["test-coordinator": Self.statusToken])
+        configuration.limits = limits
         let deadline = Date() + 5
         while true {
             do {
-                broker = try Broker(configuration: configuration, registry: registry ?? Self.registry, context: context, clock: clock, logger: logger)
+                broker = try Broker(configuration: configuration, registry: registry ?? Self.registry, context: context, clock: clock, logger: logger ?? self.logger)
                 return
             } catch let error as ZMQError where error.code == EADDRINUSE && Date() < deadline {
                 Thread.sleep(forTimeInterval: 0.01)
@@ -104,7 +108,8 @@ final class Network: @unchecked Sendable {
 
     /// Writes `<directory>/rujuk.toml` for a child `rujuk broker` on `endpoint` with the test
     /// keys, its store in `<directory>/child-broker`; `agencies` and an `[adapter]` table as given.
-    func childBrokerConfig(endpoint: String, agencies: String = Network.childFiles.agencies, adapter: String? = nil) throws -> URL {
+    func childBrokerConfig(endpoint: String, agencies: String = Network.childFiles.agencies, adapter: String? = nil,
+                           http: String = "127.0.0.1:0") throws -> URL {
         let config = directory.appendingPathComponent("rujuk.toml")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         try """
@@ -113,7 +118,7 @@ final class Network: @unchecked Sendable {
             \(Self.childFiles.broker)
             router = "\(endpoint)"
             monitor = "tcp://127.0.0.1:*"
-            http = "127.0.0.1:0"
+            http = "\(http)"
             data_dir = "\(directory.appendingPathComponent("child-broker").path)"
             heartbeat_ms = 300
             \(adapter.map { "[adapter]\n" + $0 } ?? "")

@@ -85,6 +85,8 @@ public struct BrokerConfiguration: Sendable {
     /// `allow_plaintext_off_loopback` (top level): lets plaintext transport bind off loopback.
     /// Default false: `checkExposure()` refuses it.
     public var allowPlaintextOffLoopback: Bool
+    /// Limits on what one peer can make the broker hold or do (docs/security-broker-limits.md).
+    public var limits: BrokerLimits = BrokerLimits()
 
     public init(
         router: String = "tcp://127.0.0.1:7700", monitor: String = "tcp://127.0.0.1:7701",
@@ -144,8 +146,10 @@ public struct BrokerConfiguration: Sendable {
     public static func parse(_ reader: ConfigReader?, relativeTo base: URL) throws -> BrokerConfiguration {
         var config = BrokerConfiguration()
         guard let reader else { return config }
-        try reader.allowOnly(HTTPListenerSettings.keys.union(["router", "monitor", "http", "data_dir", "synchronous", "max_message_bytes",
-                                                              "heartbeat_ms", "max_credit", "max_batch", "mailbox_memory", "key_file", "api_tokens"]))
+        try reader.allowOnly(HTTPListenerSettings.keys.union(BrokerLimits.keys).union([
+            "router", "monitor", "http", "data_dir", "synchronous", "max_message_bytes", "heartbeat_ms", "max_credit", "max_batch",
+            "mailbox_memory", "key_file", "api_tokens",
+        ]))
         config.httpListener = try HTTPListenerSettings.parse(reader)
         config.router = try reader.string("router") ?? config.router
         config.monitor = try reader.string("monitor") ?? config.monitor
@@ -162,6 +166,7 @@ public struct BrokerConfiguration: Sendable {
         config.maxCredit = try reader.int("max_credit", in: 1...100_000) ?? config.maxCredit
         config.maxBatch = try reader.int("max_batch", in: 1...100_000) ?? config.maxBatch
         config.mailboxMemory = try reader.int("mailbox_memory", in: 16...1_000_000) ?? config.mailboxMemory
+        config.limits = try BrokerLimits.parse(reader)
         return config
     }
 }
