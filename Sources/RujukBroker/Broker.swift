@@ -60,8 +60,13 @@ public final class Broker: ServiceLifecycle.Service, @unchecked Sendable {
             logger.warning("transport is plaintext: no encryption and no authentication on the broker's sockets (for the demo only)")
         }
         do {
+            let signer = try keys.flatMap(CheckpointSigner.init)
+            if keys != nil, signer == nil {
+                logger.warning("security: the broker's key file has no sign key, so no audit checkpoints are sent and a rewritten audit log goes unnoticed; add one with `rujuk keygen --broker --add-sign-key`")
+            }
             store = try BrokerStore(directory: configuration.dataDirectory, durability: configuration.durability)
-            router = RouterLoop(configuration: configuration, registry: registry, keys: keys, store: store, context: context, clock: clock, logger: logger)
+            router = RouterLoop(configuration: configuration, registry: registry, keys: keys, signer: signer, store: store, context: context,
+                                clock: clock, logger: logger)
             routerEndpoint = try router.start()
         } catch {
             zap?.stop()

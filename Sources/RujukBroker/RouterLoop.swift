@@ -34,6 +34,8 @@ public final class RouterLoop: @unchecked Sendable {
     private var registry: AgencyRegistry
     /// The broker's CurveZMQ keys; nil with plaintext transport.
     private let keys: KeyFile?
+    /// Signs the audit checkpoints; nil when the key file has no sign key (none are sent).
+    private let signer: CheckpointSigner?
     /// A registry handed over by `reload`, applied by the router thread.
     private var pendingRegistry: AgencyRegistry?
     private let store: BrokerStore
@@ -77,6 +79,10 @@ public final class RouterLoop: @unchecked Sendable {
 
     /// Monitor subscribers' connections by agency, to cut them when their key is revoked.
     private var subscriberConnections: [String: Set<PeerConnection>] = [:]
+    /// The newest checkpoint signed, sent again to each new session while the log stays put.
+    private var lastCheckpoint: Checkpoint?
+    /// When the interval's last checkpoint round ran (monotonic ms).
+    private var lastCheckpointRound: UInt64 = 0
 
     private struct Session {
         var routingID: [UInt8]
@@ -118,10 +124,12 @@ public final class RouterLoop: @unchecked Sendable {
         return (String(userID[..<space]), String(userID[userID.index(after: space)...]))
     }
 
-    public init(configuration: BrokerConfiguration, registry: AgencyRegistry, keys: KeyFile? = nil, store: BrokerStore, context: Context, clock: any RujukCore.Clock, logger: Logger) {
+    public init(configuration: BrokerConfiguration, registry: AgencyRegistry, keys: KeyFile? = nil, signer: CheckpointSigner? = nil,
+                store: BrokerStore, context: Context, clock: any RujukCore.Clock, logger: Logger) {
         self.configuration = configuration
         self.registry = registry
         self.keys = keys
+        self.signer = signer
         self.store = store
         self.context = context
         self.clock = clock
@@ -241,6 +249,7 @@ public final class RouterLoop: @unchecked Sendable {
                 startCommit(socket)
                 resendUnreceipted(socket)
                 heartbeat(socket)
+                checkpointRound(socket)
                 publishStats()
             } catch let error as ZMQError where error.isTerminated {
                 break
@@ -360,7 +369,7 @@ public final class RouterLoop: @unchecked Sendable {
                 break
             case .bye:
                 closeSession(routingID, reason: "bye")
-            case .hello, .ready, .commit, .deliver, .error:
+            case .hello, .ready, .commit, .deliver, .error, .checkpoint:
                 refuse(RujukError(.unknownCommand, "\(decoded.command.rawValue) is sent by the broker, not to it"), id: nil, to: routingID, socket)
             }
         }
@@ -543,6 +552,7 @@ public final class RouterLoop: @unchecked Sendable {
         mailboxes[agency, default: Mailbox()].release()
         logger.info("session opened", metadata: ["agency.id": "\(agency)", "credit": "\(credit)"])
         send(.ready(Ready(version: 1, agency: agency, heartbeatMs: configuration.heartbeatMs, maxMessageBytes: configuration.maxMessageBytes, credit: credit)), to: routingID, socket)
+        if let checkpoint = currentCheckpoint() { send(.checkpoint(checkpoint), to: routingID, socket) }
         pump(agency, socket)
     }
 
@@ -564,6 +574,38 @@ public final class RouterLoop: @unchecked Sendable {
                 send(.ping, to: routingID, socket)
             }
         }
+    }
+
+    // MARK: - Checkpoints
+
+    /// A checkpoint of the log as committed now: the last one while the log has not moved, a
+    /// new one signed when it has; nil without a sign key, with an empty log, or while a
+    /// commit is in flight (the committer thread is moving the head).
+    private func currentCheckpoint() -> Checkpoint? {
+        guard let signer, committing == nil, store.auditRecords > 0 else { return nil }
+        let records = store.auditRecords, head = store.auditHead
+        if let last = lastCheckpoint, last.records == records, last.head == AuditChain.hex(head) { return last }
+        do {
+            let checkpoint = try signer.sign(records: records, head: head, at: clock.now())
+            lastCheckpoint = checkpoint
+            return checkpoint
+        } catch {
+            logger.error("cannot sign an audit checkpoint", metadata: ["error": "\(error)"])
+            return nil
+        }
+    }
+
+    /// Every `checkpointInterval`, sends every session a new checkpoint if the log has grown
+    /// since the last; adapters keep them (RRP section 4.13).
+    private func checkpointRound(_ socket: Socket) {
+        let now = monotonicMilliseconds()
+        guard signer != nil, now >= lastCheckpointRound + UInt64(configuration.checkpointInterval * 1000) else { return }
+        let previous = lastCheckpoint
+        guard let checkpoint = currentCheckpoint() else { return }
+        lastCheckpointRound = now
+        guard checkpoint != previous else { return }
+        logger.debug("audit checkpoint", metadata: ["audit.records": "\(checkpoint.records)", "audit.head": "\(checkpoint.head)"])
+        for routingID in Array(sessions.keys) { send(.checkpoint(checkpoint), to: routingID, socket) }
     }
 
     // MARK: - Delivery

@@ -85,19 +85,7 @@ public struct Referral: Codable, Sendable, Equatable {
             Timestamp.format(createdAt), Timestamp.format(dueReceive), Timestamp.format(dueRespond), Timestamp.format(dueComplete),
             consent.status.rawValue, consent.ground?.rawValue ?? "", consent.scope.map(\.rawValue).sorted().joined(separator: ","),
         ]
-        // Each field length-prefixed: text moved from one field to the next (a regency and a
-        // reason may both hold a line break) changes the bytes.
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(512)
-        for field in fields {
-            // Appended from the UTF-8 views: no array per field on the way (this runs for every
-            // referral sealed and opened).
-            bytes.append(contentsOf: String(field.utf8.count).utf8)
-            bytes.append(UInt8(ascii: ":"))
-            bytes.append(contentsOf: field.utf8)
-            bytes.append(UInt8(ascii: "\n"))
-        }
-        return bytes
+        return LengthPrefixedFields.encode(fields)
     }
 }
 
