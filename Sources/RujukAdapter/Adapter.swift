@@ -41,7 +41,8 @@ public final class Adapter: ServiceLifecycle.Service, @unchecked Sendable {
         ledger = try Ledger(directory: configuration.agencyDirectory, agency: configuration.agency, durability: configuration.durability, clock: clock, sla: sla, registry: registry, sealer: sealer)
         token = try configuration.token ?? Self.loadOrCreateToken(in: configuration.agencyDirectory)
         if configuration.transport == .curve, configuration.brokerSignKey == nil {
-            logger.warning("security: no [adapter] broker_sign_key: the broker's audit checkpoints are dropped, not kept; add the key `rujuk keygen --broker` printed")
+            // Without it, nothing outside the broker can show that its audit log was rewritten.
+            logger.warning("security: no [adapter] broker_sign_key; the broker's audit checkpoints will be dropped")
         }
         let hub = self.hub
         link = BrokerLink(configuration: configuration, keys: keys, ledger: ledger, context: context, logger: logger, onChange: { hub.poke() })

@@ -212,9 +212,11 @@ public final class BrokerLink: @unchecked Sendable {
             case .stored, .known:
                 break
             case .conflicting(let records):
-                logger.warning("security: the broker signed another head for an audit record already checkpointed; its history was rewritten", metadata: metadata.merging(["audit.conflict": "\(records)"]) { $1 })
+                let conflict = metadata.merging(["audit.conflict": "\(records)"]) { $1 }
+                logger.warning("security: broker checkpoint contradicts one kept: audit history rewritten", metadata: conflict)
             case .shorter(let longest):
-                logger.warning("security: the broker's audit log is shorter than an earlier checkpoint says; its history was cut back", metadata: metadata.merging(["audit.checkpointed": "\(longest)"]) { $1 })
+                let shorter = metadata.merging(["audit.checkpointed": "\(longest)"]) { $1 }
+                logger.warning("security: broker checkpoint is behind one kept: audit history cut back", metadata: shorter)
             }
         } catch {
             logger.error("cannot keep an audit checkpoint", metadata: metadata.merging(["error": "\(error)"]) { $1 })

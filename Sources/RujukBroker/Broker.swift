@@ -62,7 +62,9 @@ public final class Broker: ServiceLifecycle.Service, @unchecked Sendable {
         do {
             let signer = try keys.flatMap(CheckpointSigner.init)
             if keys != nil, signer == nil {
-                logger.warning("security: the broker's key file has no sign key, so no audit checkpoints are sent and a rewritten audit log goes unnoticed; add one with `rujuk keygen --broker --add-sign-key`")
+                // Then nothing outside the broker can show that its audit log was rewritten.
+                logger.warning("security: no sign key in the broker's key file: no audit checkpoints are sent",
+                               metadata: ["fix": "rujuk keygen --broker --add-sign-key"])
             }
             store = try BrokerStore(directory: configuration.dataDirectory, durability: configuration.durability)
             router = RouterLoop(configuration: configuration, registry: registry, keys: keys, signer: signer, store: store, context: context,

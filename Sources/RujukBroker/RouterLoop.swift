@@ -79,6 +79,9 @@ public final class RouterLoop: @unchecked Sendable {
 
     /// Monitor subscribers' connections by agency, to cut them when their key is revoked.
     private var subscriberConnections: [String: Set<PeerConnection>] = [:]
+    /// The audit log as of the last finished commit: what a checkpoint may vouch for. Read
+    /// from the store only between commits, as the committer thread moves it.
+    private var committedAudit: (records: Int64, head: [UInt8])
     /// The newest checkpoint signed, sent again to each new session while the log stays put.
     private var lastCheckpoint: Checkpoint?
     /// When the interval's last checkpoint round ran (monotonic ms).
@@ -131,6 +134,7 @@ public final class RouterLoop: @unchecked Sendable {
         self.keys = keys
         self.signer = signer
         self.store = store
+        committedAudit = (store.auditRecords, store.auditHead)
         self.context = context
         self.clock = clock
         self.logger = logger
@@ -380,6 +384,7 @@ public final class RouterLoop: @unchecked Sendable {
     private func finishCommit(_ result: CommitResult, _ socket: Socket) {
         guard let (writes, origins) = committing else { return }
         committing = nil
+        committedAudit = (store.auditRecords, store.auditHead)
         let (outcomes, deliveries, feed) = result
         FaultPoint.groupCommitted.reached()
         noteStorageHealth(outcomes)
@@ -578,12 +583,11 @@ public final class RouterLoop: @unchecked Sendable {
 
     // MARK: - Checkpoints
 
-    /// A checkpoint of the log as committed now: the last one while the log has not moved, a
-    /// new one signed when it has; nil without a sign key, with an empty log, or while a
-    /// commit is in flight (the committer thread is moving the head).
+    /// A checkpoint of the log as last committed: the last one while the log has not moved, a
+    /// new one signed when it has; nil without a sign key or with an empty log.
     private func currentCheckpoint() -> Checkpoint? {
-        guard let signer, committing == nil, store.auditRecords > 0 else { return nil }
-        let records = store.auditRecords, head = store.auditHead
+        let (records, head) = committedAudit
+        guard let signer, records > 0 else { return nil }
         if let last = lastCheckpoint, last.records == records, last.head == AuditChain.hex(head) { return last }
         do {
             let checkpoint = try signer.sign(records: records, head: head, at: clock.now())
