@@ -51,6 +51,7 @@ BODIES = {
     "PING": [],
     "PONG": [],
     "BYE": [],
+    "CHECKPOINT": ["checkpoint"],
 }
 DELIVERY_SCHEMA = {"referral": "referral", "event": "event", "escalation": "escalation"}
 

@@ -45,6 +45,10 @@ public final class Adapter: ServiceLifecycle.Service, @unchecked Sendable {
         try PrivateFiles.tighten(configuration.dataDirectory, logger: logger)
         ledger = try Ledger(directory: configuration.agencyDirectory, agency: configuration.agency, durability: configuration.durability, clock: clock, sla: sla, registry: registry, sealer: sealer)
         token = try configuration.token ?? Self.loadOrCreateToken(in: configuration.agencyDirectory)
+        if configuration.transport == .curve, configuration.brokerSignKey == nil {
+            // Without it, nothing outside the broker can show that its audit log was rewritten.
+            logger.warning("security: no [adapter] broker_sign_key; the broker's audit checkpoints will be dropped")
+        }
         let hub = self.hub
         let events = SecurityEvents(clock: clock)
         securityEvents = events

@@ -158,6 +158,8 @@ public final class BrokerLink: @unchecked Sendable {
             break
         case .bye:
             reconnect(reason: "broker said BYE")
+        case .checkpoint(let checkpoint):
+            keep(checkpoint)
         case .hello, .refer, .update, .escalate, .receipt:
             logger.warning("unexpected command from the broker", metadata: ["command": "\(message.command.rawValue)"])
         }
@@ -194,6 +196,34 @@ public final class BrokerLink: @unchecked Sendable {
                     control.withLock { $0.state = .connecting }
                 }
             }
+        }
+    }
+
+    /// Keeps a checkpoint of the broker's audit log if the broker's sign key verifies it; one
+    /// it does not verify is dropped with a security warning (RRP section 4.13).
+    private func keep(_ checkpoint: Checkpoint) {
+        let metadata: Logger.Metadata = ["audit.records": "\(checkpoint.records)", "audit.head": "\(checkpoint.head)"]
+        guard let key = configuration.brokerSignKey else {
+            logger.warning("security: audit checkpoint dropped: no [adapter] broker_sign_key to verify it with", metadata: metadata)
+            return
+        }
+        guard checkpoint.isSigned(by: key) else {
+            logger.warning("security: audit checkpoint dropped: its signature is not the broker's", metadata: metadata)
+            return
+        }
+        do {
+            switch try ledger.storeCheckpoint(checkpoint) {
+            case .stored, .known:
+                break
+            case .conflicting(let records):
+                let conflict = metadata.merging(["audit.conflict": "\(records)"]) { $1 }
+                logger.warning("security: broker checkpoint contradicts one kept: audit history rewritten", metadata: conflict)
+            case .shorter(let longest):
+                let shorter = metadata.merging(["audit.checkpointed": "\(longest)"]) { $1 }
+                logger.warning("security: broker checkpoint is behind one kept: audit history cut back", metadata: shorter)
+            }
+        } catch {
+            logger.error("cannot keep an audit checkpoint", metadata: metadata.merging(["error": "\(error)"]) { $1 })
         }
     }
 

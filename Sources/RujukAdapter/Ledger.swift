@@ -216,6 +216,26 @@ public final class Ledger: @unchecked Sendable {
                 UPDATE event SET outcome = NULL WHERE outcome = outcome_code;
                 """)
         }
+        migrator.registerMigration("v8-checkpoints") { db in
+            // The broker's signed checkpoints of its audit log (LedgerCheckpoints.swift): the
+            // evidence `rujuk audit verify --checkpoints` holds a broker's log against, so
+            // kept append-only, as the broker's own log is.
+            try db.execute(sql: """
+                CREATE TABLE checkpoint (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    records INTEGER NOT NULL CHECK (records >= 1),
+                    head TEXT NOT NULL CHECK (length(head) = 64),
+                    at TEXT NOT NULL,
+                    signature TEXT NOT NULL,
+                    received_at TEXT NOT NULL,
+                    UNIQUE (records, head)
+                );
+                CREATE TRIGGER checkpoint_append_only_update BEFORE UPDATE ON checkpoint
+                    BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
+                CREATE TRIGGER checkpoint_append_only_delete BEFORE DELETE ON checkpoint
+                    BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
+                """)
+        }
         return migrator
     }
 }

@@ -317,14 +317,25 @@ struct HMACSHA256 {
 }
 
 extension KeyFile {
-    /// A new key pair for `owner`: CurveZMQ always, and the sealing pair for an agency.
-    public static func generate(owner: String, sealing: Bool) throws -> KeyFile {
+    /// A new key pair for `owner`: CurveZMQ always, the sealing pair for an agency, the
+    /// checkpoint signing pair for the broker.
+    public static func generate(owner: String, sealing: Bool, signing: Bool = false) throws -> KeyFile {
         let curve = try CurveKeyPair.generate()
-        guard sealing else { return KeyFile(owner: owner, curvePublic: curve.publicKey, curveSecret: curve.secretKey) }
-        let seal = Curve25519.KeyAgreement.PrivateKey()
-        return KeyFile(owner: owner, curvePublic: curve.publicKey, curveSecret: curve.secretKey,
-                       sealPublic: seal.publicKey.rawRepresentation.base64EncodedString(),
-                       sealSecret: seal.rawRepresentation.base64EncodedString())
+        var file = KeyFile(owner: owner, curvePublic: curve.publicKey, curveSecret: curve.secretKey)
+        if sealing {
+            let seal = Curve25519.KeyAgreement.PrivateKey()
+            file.sealPublic = seal.publicKey.rawRepresentation.base64EncodedString()
+            file.sealSecret = seal.rawRepresentation.base64EncodedString()
+        }
+        if signing { file.addSigningKey() }
+        return file
+    }
+
+    /// Gives the file a new checkpoint signing pair (Ed25519).
+    public mutating func addSigningKey() {
+        let sign = Curve25519.Signing.PrivateKey()
+        signPublic = sign.publicKey.rawRepresentation.base64EncodedString()
+        signSecret = sign.rawRepresentation.base64EncodedString()
     }
 }
 
@@ -335,7 +346,7 @@ public struct EphemeralKeys: Sendable {
     public let agencies: [String: KeyFile]
 
     public init(for registry: AgencyRegistry) throws {
-        broker = try KeyFile.generate(owner: "broker", sealing: false)
+        broker = try KeyFile.generate(owner: "broker", sealing: false, signing: true)
         var agencies: [String: KeyFile] = [:]
         for agency in registry.agencies { agencies[agency.id] = try KeyFile.generate(owner: agency.id, sealing: true) }
         self.agencies = agencies

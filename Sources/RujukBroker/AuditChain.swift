@@ -13,8 +13,9 @@ import RujukCore
 ///
 /// `verify` walks the chain and names the first row that was edited (its hash does not match
 /// its content), deleted (a gap in `seq`), or moved (its `prev_hash` is not its predecessor's
-/// hash). Deleting the newest rows leaves no gap to find: compare `head` with a value
-/// recorded elsewhere (`/health` reports it, and the broker logs it at start and stop).
+/// hash). Deleting the newest rows leaves no gap to find, and whoever can write the store can
+/// recompute every hash after a row it edited: `check(_:against:)` compares the chain with
+/// the checkpoints the broker signed and the adapters kept (Protocols/RRP.md section 4.13).
 public enum AuditChain {
     public static let genesis = [UInt8](repeating: 0, count: 32)
 
@@ -44,10 +45,11 @@ public enum AuditChain {
         return Array(hasher.finalize())
     }
 
-    /// The newest row's hash (the genesis value for an empty log).
-    static func head(_ db: Database) throws -> [UInt8] {
-        guard let hash = try Data.fetchOne(db, sql: "SELECT hash FROM feed WHERE hash IS NOT NULL ORDER BY seq DESC LIMIT 1") else { return genesis }
-        return [UInt8](hash)
+    /// The newest row's seq and hash (0 and the genesis value for an empty log).
+    static func newest(_ db: Database) throws -> (records: Int64, hash: [UInt8]) {
+        let sql = "SELECT seq, hash FROM feed WHERE hash IS NOT NULL ORDER BY seq DESC LIMIT 1"
+        guard let row = try Row.fetchOne(db, sql: sql) else { return (0, genesis) }
+        return (row[0], [UInt8](row[1] as Data))
     }
 
     /// What `verify` found.
@@ -116,6 +118,56 @@ public enum AuditChain {
             report.records += 1
         }
         report.head = hex(previous)
+        return report
+    }
+
+    /// What `check(_:against:)` found.
+    public struct CheckpointReport: Sendable, Equatable {
+        public enum Problem: Sendable, Equatable {
+            /// The record a checkpoint names has another hash now: it, or a record before it,
+            /// was changed after the checkpoint was signed. `after` is the newest record a
+            /// checkpoint still vouches for (0 if none), so the change lies between the two.
+            case rewritten(records: Int64, signedAt: Date, after: Int64)
+            /// The record a checkpoint names is gone: the log was cut back.
+            case missing(records: Int64, signedAt: Date)
+        }
+
+        /// Checkpoints whose record is there with the hash they name.
+        public var matched: Int
+        /// The first problem, oldest checkpoint first; checking stops there.
+        public var problem: Problem?
+
+        public var description: String {
+            switch problem {
+            case nil:
+                "checkpoints: all \(matched) match the audit log"
+            case .rewritten(let records, let at, let after)?:
+                "history rewritten at or before record \(records) (checkpoint signed at \(Timestamp.format(at)))"
+                    + (after > 0 ? "; records up to \(after) match an earlier checkpoint" : "")
+            case .missing(let records, let at)?:
+                "history truncated: record \(records) is missing (checkpoint signed at \(Timestamp.format(at)))"
+            }
+        }
+    }
+
+    /// Checks that the record each checkpoint names exists and has the hash it names. The
+    /// checkpoints' signatures must have been checked already: this trusts what they say.
+    public static func check(_ db: Database, against checkpoints: [Checkpoint]) throws -> CheckpointReport {
+        var report = CheckpointReport(matched: 0)
+        var vouched: Int64 = 0
+        let statement = try db.makeStatement(sql: "SELECT hash FROM feed WHERE seq = ?")
+        for checkpoint in checkpoints.sorted(by: { $0.records < $1.records }) {
+            guard let hash = try Data.fetchOne(statement, arguments: [checkpoint.records]) else {
+                report.problem = .missing(records: checkpoint.records, signedAt: checkpoint.at)
+                return report
+            }
+            guard hex([UInt8](hash)) == checkpoint.head else {
+                report.problem = .rewritten(records: checkpoint.records, signedAt: checkpoint.at, after: vouched)
+                return report
+            }
+            vouched = checkpoint.records
+            report.matched += 1
+        }
         return report
     }
 

@@ -63,9 +63,15 @@ public final class Broker: ServiceLifecycle.Service, @unchecked Sendable {
             logger.warning("transport is plaintext: no encryption and no authentication on the broker's sockets (for the demo only)")
         }
         do {
+            let signer = try keys.flatMap(CheckpointSigner.init)
+            if keys != nil, signer == nil {
+                // Then nothing outside the broker can show that its audit log was rewritten.
+                logger.warning("security: no sign key in the broker's key file: no audit checkpoints are sent",
+                               metadata: ["fix": "rujuk keygen --broker --add-sign-key"])
+            }
             store = try BrokerStore(directory: configuration.dataDirectory, durability: configuration.durability)
-            router = RouterLoop(configuration: configuration, registry: registry, keys: keys, store: store, context: context, clock: clock, logger: logger,
-                                securityEvents: events)
+            router = RouterLoop(configuration: configuration, registry: registry, keys: keys, signer: signer, store: store, context: context,
+                                clock: clock, logger: logger, securityEvents: events)
             routerEndpoint = try router.start()
         } catch {
             zap?.stop()

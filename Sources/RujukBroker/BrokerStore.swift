@@ -17,6 +17,8 @@ public final class BrokerStore: @unchecked Sendable {
     let statements = PreparedStatements()
     /// The audit chain's newest hash; only the router thread's commits move it.
     private(set) var auditHead: [UInt8]
+    /// The audit chain's newest `seq` (its record count), moved with `auditHead`.
+    private(set) var auditRecords: Int64
 
     /// Opens (creating if needed) the store at `<directory>/broker.sqlite`.
     ///
@@ -25,7 +27,7 @@ public final class BrokerStore: @unchecked Sendable {
     public init(directory: URL, durability: Durability) throws {
         url = directory.appendingPathComponent("broker.sqlite")
         (pool, checkpointer) = try DurableDatabase.open(url, durability: durability, label: "rujuk.broker", what: "broker store", pageSize: .small, migrator: Self.migrator)
-        auditHead = try pool.read(AuditChain.head)
+        (auditRecords, auditHead) = try pool.read(AuditChain.newest)
     }
 
     /// Walks the audit chain (`rujuk audit verify`, `/health`'s head comes from `auditHead`).
@@ -227,6 +229,7 @@ extension BrokerStore {
         var deliveries: [(agency: String, entry: MailboxEntry)] = []
         var feed: [FeedEvent] = []
         var head = auditHead
+        var records = auditRecords
         let stamp = Timestamp.format(now)
         do {
             try pool.write { db in
@@ -263,8 +266,10 @@ extension BrokerStore {
                 deliveries = writer.deliveries
                 feed = writer.feed
                 head = writer.auditHead
+                records = writer.nextFeedSeq.map { $0 - 1 } ?? auditRecords
             }
             auditHead = head
+            auditRecords = records
         } catch {
             // The reason names the storage fault (e.g. "database or disk is full"), so the
             // sender's operator knows what the broker's operator must fix.

@@ -37,6 +37,8 @@ public final class RouterLoop: @unchecked Sendable {
     private var registry: AgencyRegistry
     /// The broker's CurveZMQ keys; nil with plaintext transport.
     private let keys: KeyFile?
+    /// Signs the audit checkpoints; nil when the key file has no sign key (none are sent).
+    private let signer: CheckpointSigner?
     /// A registry handed over by `reload`, applied by the router thread.
     private var pendingRegistry: AgencyRegistry?
     private let store: BrokerStore
@@ -99,6 +101,13 @@ public final class RouterLoop: @unchecked Sendable {
     /// Refusals in a row after which a sender's connection is cut: it is not backing off.
     /// Far above an adapter's send window, whose every message may be refused once.
     static let floodCutoff = 8192
+    /// The audit log as of the last finished commit: what a checkpoint may vouch for. Read
+    /// from the store only between commits, as the committer thread moves it.
+    private var committedAudit: (records: Int64, head: [UInt8])
+    /// The newest checkpoint signed, sent again to each new session while the log stays put.
+    private var lastCheckpoint: Checkpoint?
+    /// When the interval's last checkpoint round ran (monotonic ms).
+    private var lastCheckpointRound: UInt64 = 0
 
     private struct Session {
         var routingID: [UInt8]
@@ -142,13 +151,15 @@ public final class RouterLoop: @unchecked Sendable {
         return (String(userID[..<space]), String(userID[userID.index(after: space)...]))
     }
 
-    public init(configuration: BrokerConfiguration, registry: AgencyRegistry, keys: KeyFile? = nil, store: BrokerStore, context: Context, clock: any RujukCore.Clock, logger: Logger,
-                securityEvents: SecurityEvents = SecurityEvents()) {
+    public init(configuration: BrokerConfiguration, registry: AgencyRegistry, keys: KeyFile? = nil, signer: CheckpointSigner? = nil,
+                store: BrokerStore, context: Context, clock: any RujukCore.Clock, logger: Logger, securityEvents: SecurityEvents = SecurityEvents()) {
         self.securityEvents = securityEvents
         self.configuration = configuration
         self.registry = registry
         self.keys = keys
+        self.signer = signer
         self.store = store
+        committedAudit = (store.auditRecords, store.auditHead)
         self.context = context
         self.clock = clock
         self.logger = logger
@@ -281,6 +292,7 @@ public final class RouterLoop: @unchecked Sendable {
                 resendUnreceipted(socket)
                 heartbeat(socket)
                 summarizeSecurityLog()
+                checkpointRound(socket)
                 publishStats()
             } catch let error as ZMQError where error.isTerminated {
                 break
@@ -416,7 +428,7 @@ public final class RouterLoop: @unchecked Sendable {
                 break
             case .bye:
                 closeSession(routingID, reason: "bye")
-            case .hello, .ready, .commit, .deliver, .error:
+            case .hello, .ready, .commit, .deliver, .error, .checkpoint:
                 refuse(RujukError(.unknownCommand, "\(decoded.command.rawValue) is sent by the broker, not to it"), id: nil, to: routingID, socket)
             }
         }
@@ -427,6 +439,7 @@ public final class RouterLoop: @unchecked Sendable {
     private func finishCommit(_ result: CommitResult, _ socket: Socket) {
         guard let (writes, origins) = committing else { return }
         committing = nil
+        committedAudit = (store.auditRecords, store.auditHead)
         let (outcomes, deliveries, feed) = result
         FaultPoint.groupCommitted.reached()
         noteStorageHealth(outcomes)
@@ -653,6 +666,7 @@ public final class RouterLoop: @unchecked Sendable {
         mailboxes[agency, default: Mailbox()].release()
         logger.info("session opened", metadata: ["agency.id": "\(agency)", "credit": "\(credit)"])
         send(.ready(Ready(version: 2, agency: agency, heartbeatMs: configuration.heartbeatMs, maxMessageBytes: configuration.maxMessageBytes, credit: credit)), to: routingID, socket)
+        if let checkpoint = currentCheckpoint() { send(.checkpoint(checkpoint), to: routingID, socket) }
         pump(agency, socket)
     }
 
@@ -674,6 +688,37 @@ public final class RouterLoop: @unchecked Sendable {
                 send(.ping, to: routingID, socket)
             }
         }
+    }
+
+    // MARK: - Checkpoints
+
+    /// A checkpoint of the log as last committed: the last one while the log has not moved, a
+    /// new one signed when it has; nil without a sign key or with an empty log.
+    private func currentCheckpoint() -> Checkpoint? {
+        let (records, head) = committedAudit
+        guard let signer, records > 0 else { return nil }
+        if let last = lastCheckpoint, last.records == records, last.head == AuditChain.hex(head) { return last }
+        do {
+            let checkpoint = try signer.sign(records: records, head: head, at: clock.now())
+            lastCheckpoint = checkpoint
+            return checkpoint
+        } catch {
+            logger.error("cannot sign an audit checkpoint", metadata: ["error": "\(error)"])
+            return nil
+        }
+    }
+
+    /// Every `checkpointInterval`, sends every session a new checkpoint if the log has grown
+    /// since the last; adapters keep them (RRP section 4.13).
+    private func checkpointRound(_ socket: Socket) {
+        let now = monotonicMilliseconds()
+        guard signer != nil, now >= lastCheckpointRound + UInt64(configuration.checkpointInterval * 1000) else { return }
+        let previous = lastCheckpoint
+        guard let checkpoint = currentCheckpoint() else { return }
+        lastCheckpointRound = now
+        guard checkpoint != previous else { return }
+        logger.debug("audit checkpoint", metadata: ["audit.records": "\(checkpoint.records)", "audit.head": "\(checkpoint.head)"])
+        for routingID in Array(sessions.keys) { send(.checkpoint(checkpoint), to: routingID, socket) }
     }
 
     // MARK: - Delivery

@@ -48,7 +48,8 @@ struct StatusAPI: Sendable {
                 }
             }
             let (records, head) = try await store.pool.read { db in
-                (try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'feed'") ?? 0, AuditChain.hex(try AuditChain.head(db)))
+                let newest = try AuditChain.newest(db)
+                return (newest.records, AuditChain.hex(newest.hash))
             }
             return JSONResponse.make(Health(synchronous: durability, connected: snapshot.connected, committed: snapshot.committed, delivered: snapshot.delivered,
                                             refused: snapshot.refused, auditRecords: records, auditHead: head,

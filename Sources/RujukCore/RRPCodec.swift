@@ -26,6 +26,7 @@ public enum RRPCodec {
         case .deliver(let head, let payload): return [header, command, JSONCoding.encode(head), payload]
         case .receipt(let body): return [header, command, JSONCoding.encode(body)]
         case .error(let body): return [header, command, JSONCoding.encode(body)]
+        case .checkpoint(let body): return [header, command, JSONCoding.encode(body)]
         case .ping, .pong, .bye: return [header, command]
         }
     }
@@ -117,6 +118,10 @@ public enum RRPCodec {
             return .receipt(receipt)
         case .error:
             return .error(try JSONCoding.decode(ProtocolError.self, from: one("error"), what: "ERROR"))
+        case .checkpoint:
+            let checkpoint = try JSONCoding.decode(Checkpoint.self, from: one("checkpoint"), what: "CHECKPOINT")
+            try checkpoint.validate()
+            return .checkpoint(checkpoint)
         case .ping, .pong, .bye:
             guard body.isEmpty else {
                 throw RujukError(.badFrame, "\(command.rawValue) has no body frames; got \(body.count)")

@@ -14,6 +14,7 @@ public enum RRPCommand: String, CaseIterable, Sendable {
     case ping = "PING"
     case pong = "PONG"
     case bye = "BYE"
+    case checkpoint = "CHECKPOINT"
 }
 
 /// HELLO: an adapter opens a session.
@@ -144,6 +145,8 @@ public enum RRPMessage: Sendable, Equatable {
     case ping
     case pong
     case bye
+    /// The broker's signed checkpoint of its audit log; one-way, never answered.
+    case checkpoint(Checkpoint)
 
     public var command: RRPCommand {
         switch self {
@@ -159,6 +162,7 @@ public enum RRPMessage: Sendable, Equatable {
         case .ping: .ping
         case .pong: .pong
         case .bye: .bye
+        case .checkpoint: .checkpoint
         }
     }
 }

@@ -86,26 +86,7 @@ public struct Referral: Codable, Sendable, Equatable {
             Timestamp.format(createdAt), Timestamp.format(dueReceive), Timestamp.format(dueRespond), Timestamp.format(dueComplete),
             consent.status.rawValue, consent.ground?.rawValue ?? "", consent.scope.map(\.rawValue).sorted().joined(separator: ","),
         ]
-        return AssociatedData.fields(fields)
-    }
-}
-
-/// The bytes a seal authenticates besides its plaintext, from the fields of what it travels
-/// with (Protocols/RRP.md section 9.2): each field length-prefixed, so that text moved from one
-/// field to the next changes the bytes.
-public enum AssociatedData {
-    public static func fields(_ fields: [String]) -> [UInt8] {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(512)
-        for field in fields {
-            // Appended from the UTF-8 views: no array per field on the way (this runs for every
-            // referral sealed and opened).
-            bytes.append(contentsOf: String(field.utf8.count).utf8)
-            bytes.append(UInt8(ascii: ":"))
-            bytes.append(contentsOf: field.utf8)
-            bytes.append(UInt8(ascii: "\n"))
-        }
-        return bytes
+        return LengthPrefixedFields.encode(fields)
     }
 }
 
@@ -305,7 +286,7 @@ public struct HandoffEvent: Codable, Sendable, Equatable {
     /// The bytes the sealed note authenticates besides its words: the whole change, so the note
     /// cannot be moved onto another change (RRP.md section 9.3).
     public var sealedAssociatedData: [UInt8] {
-        AssociatedData.fields([
+        LengthPrefixedFields.encode([
             "rujuk-update/2", id, referralId, by, status.rawValue, reason?.rawValue ?? "", outcome?.rawValue ?? "", Timestamp.format(at),
         ])
     }

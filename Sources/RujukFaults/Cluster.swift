@@ -99,6 +99,7 @@ final class Cluster: @unchecked Sendable {
                 [adapter]
                 broker = "\(endpoint)"
                 broker_key = "\(brokerPublicKey)"
+                broker_sign_key = "\(keys.broker.signPublic!)"
                 key_file = "\(keyDirectory.path)/{agency}.key"
                 api = "\(apiHosts[agency]!):\(port)"
                 data_dir = "\(directory.appendingPathComponent("adapters").path)"

@@ -1,7 +1,7 @@
 /// How a fuzz input becomes an RRP message: its frames, separated by the byte 0xFF.
 ///
 /// 0xFF never occurs in UTF-8, so no header, command or well-formed JSON body contains it, and
-/// the corpus files stay readable (`RRP/1ÿREFERÿ{...}`). Splitting and joining at one byte lets
+/// the corpus files stay readable (`RRP/2ÿREFERÿ{...}`). Splitting and joining at one byte lets
 /// the fuzzer add, drop and reorder frames with its ordinary mutations, and reach every
 /// command's body decoder. Every other byte value, NUL and invalid UTF-8 included, can appear
 /// inside a frame. An empty input is one empty frame.

@@ -98,7 +98,7 @@ import Testing
         sorted.consent.scope = [.health, .shelter]
         #expect(reordered.sealedAssociatedData == sorted.sealedAssociatedData, "the scope is a set")
         // Text moved from one field to the next changes the bytes (fields are length-prefixed).
-        #expect(AssociatedData.fields(["21.71\nlost", "x"]) != AssociatedData.fields(["21.71", "lost\nx"]))
+        #expect(LengthPrefixedFields.encode(["21.71\nlost", "x"]) != LengthPrefixedFields.encode(["21.71", "lost\nx"]))
         var noRegency = referral
         noRegency.location.regency = nil
         #expect(noRegency.sealedAssociatedData != referral.sealedAssociatedData, "an absent regency is bound too")

@@ -28,12 +28,13 @@ final class RawPeer {
     func send(_ message: RRPMessage) throws { try socket.send(RRPCodec.encode(message)) }
     func send(frames: [[UInt8]]) throws { try socket.send(frames) }
 
-    /// The next message other than PING.
+    /// The next message other than PING and CHECKPOINT, which the broker sends on its own.
     func next() throws -> RRPMessage {
         while true {
             guard let message = try socket.receive() else { throw RujukError(.internal, "timed out") }
             let decoded = try RRPCodec.decode(message.frames, maxMessageBytes: .max)
             if case .ping = decoded { continue }
+            if case .checkpoint = decoded { continue }
             return decoded
         }
     }

@@ -5,31 +5,9 @@ import Testing
 
 /// The `rujuk` executable as an agency's staff would run it, against real adapters.
 @Suite(.timeLimit(.minutes(5))) struct CLITests {
-    struct Run: Sendable {
-        var status: Int32
-        var out: String
-        var err: String
-    }
+    typealias Run = RujukRun
 
-    /// Runs `rujuk` with `arguments` in a child process, off the test's threads.
-    func rujuk(_ arguments: [String]) async throws -> Run {
-        try await Thread.detachedResult {
-            let process = Process()
-            process.executableURL = BrokerProcess.binary
-            process.arguments = arguments
-            // Files, not pipes: a child that fills one pipe while we drain the other would hang.
-            let base = FileManager.default.temporaryDirectory.appendingPathComponent("rujuk-cli-\(UUID().uuidString)")
-            let outFile = base.appendingPathExtension("out"), errFile = base.appendingPathExtension("err")
-            defer { try? FileManager.default.removeItem(at: outFile); try? FileManager.default.removeItem(at: errFile) }
-            try #require(FileManager.default.createFile(atPath: outFile.path, contents: nil))
-            try #require(FileManager.default.createFile(atPath: errFile.path, contents: nil))
-            process.standardOutput = try FileHandle(forWritingTo: outFile)
-            process.standardError = try FileHandle(forWritingTo: errFile)
-            try process.run()
-            process.waitUntilExit()
-            return Run(status: process.terminationStatus, out: try String(contentsOf: outFile, encoding: .utf8), err: try String(contentsOf: errFile, encoding: .utf8))
-        }.value()
-    }
+    func rujuk(_ arguments: [String]) async throws -> Run { try await runRujuk(arguments) }
 
     @Test func staffCanReferAnswerAndFollowAReferralFromTheCommandLine() async throws {
         #expect(FileManager.default.isExecutableFile(atPath: BrokerProcess.binary.path), "build the rujuk executable first")

@@ -46,7 +46,8 @@ final class Network: @unchecked Sendable {
         for (agency, file) in keys.agencies { try! file.write(to: directory.appendingPathComponent("\(agency).key")) }
         try! keys.broker.write(to: directory.appendingPathComponent("broker.key"))
         return (agencies.path, "key_file = \"\(directory.appendingPathComponent("broker.key").path)\"",
-                "key_file = \"\(directory.path)/{agency}.key\"\nbroker_key = \"\(keys.broker.curvePublic)\"", directory)
+                "key_file = \"\(directory.path)/{agency}.key\"\nbroker_key = \"\(keys.broker.curvePublic)\"\nbroker_sign_key = \"\(keys.broker.signPublic!)\"",
+                directory)
     }()
 
     /// The bearer token of the broker's status API in these tests.
@@ -57,6 +58,8 @@ final class Network: @unchecked Sendable {
     let clock: any RujukCore.Clock
     /// The broker's `inlineCommitMax`, for a restart too.
     let inlineCommitMax: Int
+    /// The broker's `checkpointInterval`, for a restart too.
+    let checkpointInterval: TimeInterval
     var broker: Broker!
     var adapters: [String: Adapter] = [:]
     let logger: Logger = {
@@ -65,9 +68,11 @@ final class Network: @unchecked Sendable {
         return logger
     }()
 
-    init(heartbeatMs: Int = 500, clock: any RujukCore.Clock = SystemClock(), inlineCommitMax: Int = BrokerConfiguration().inlineCommitMax) throws {
+    init(heartbeatMs: Int = 500, clock: any RujukCore.Clock = SystemClock(), inlineCommitMax: Int = BrokerConfiguration().inlineCommitMax,
+         checkpointInterval: TimeInterval = BrokerConfiguration().checkpointInterval) throws {
         self.clock = clock
         self.inlineCommitMax = inlineCommitMax
+        self.checkpointInterval = checkpointInterval
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("rujuk-test-\(UUID().uuidString)")
         // Below the kernel's ephemeral range (Loopback.freePort), so that a test that restarts
         // the broker on the same port never finds it taken by some connection's source port.
@@ -82,7 +87,7 @@ final class Network: @unchecked Sendable {
     func startBroker(heartbeatMs: Int = 500, router: String = "tcp://127.0.0.1:*", monitor: String = "tcp://127.0.0.1:*", httpPort: Int = 0, registry: AgencyRegistry? = nil,
                      limits: BrokerLimits = BrokerLimits(), logger: Logger? = nil) throws {
         var configuration = BrokerConfiguration(router: router, monitor: monitor, http: HostPort(host: "127.0.0.1", port: httpPort), dataDirectory: directory.appendingPathComponent("broker"), heartbeatMs: heartbeatMs, inlineCommitMax: inlineCommitMax, keys: Self.keys.broker,
-                                                apiTokens: ["test-coordinator": Self.statusToken])
+                                                apiTokens: ["test-coordinator": Self.statusToken], checkpointInterval: checkpointInterval)
         configuration.limits = limits
         let deadline = Date() + 5
         while true {
@@ -96,11 +101,13 @@ final class Network: @unchecked Sendable {
     }
 
     @discardableResult
-    func adapter(_ agency: String, heartbeatMs: Int = 500, endpoint: String? = nil, logger: Logger? = nil) throws -> Adapter {
+    func adapter(_ agency: String, heartbeatMs: Int = 500, endpoint: String? = nil, logger: Logger? = nil,
+                 brokerSignKey: String? = nil) throws -> Adapter {
         let configuration = AdapterConfiguration(
             agency: agency, broker: endpoint ?? broker.routerEndpoint, api: HostPort(host: "127.0.0.1", port: 0),
             dataDirectory: directory.appendingPathComponent("adapters"), token: "test-token", heartbeatMs: heartbeatMs,
-            keys: Self.keys.agencies[agency], brokerKey: Self.keys.broker.curvePublic)
+            keys: Self.keys.agencies[agency], brokerKey: Self.keys.broker.curvePublic,
+            brokerSignKey: brokerSignKey ?? Self.keys.broker.signPublic)
         let adapter = try Adapter(configuration: configuration, registry: Self.registry, sla: Self.sla, context: context, clock: clock, logger: logger ?? self.logger)
         adapters[agency] = adapter
         return adapter

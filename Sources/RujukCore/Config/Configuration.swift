@@ -87,6 +87,11 @@ public struct BrokerConfiguration: Sendable {
     public var allowPlaintextOffLoopback: Bool
     /// Limits on what one peer can make the broker hold or do (docs/security-broker-limits.md).
     public var limits: BrokerLimits = BrokerLimits()
+    /// How often the broker signs a checkpoint of its audit log and sends it to every
+    /// connected adapter, if the log has grown since the last one (it also sends one after
+    /// each READY). Default 5 minutes: what a rewrite could hide is at most that much history
+    /// that no adapter has a checkpoint for yet.
+    public var checkpointInterval: TimeInterval
 
     public init(
         router: String = "tcp://127.0.0.1:7700", monitor: String = "tcp://127.0.0.1:7701",
@@ -94,11 +99,13 @@ public struct BrokerConfiguration: Sendable {
         durability: Durability = .full, maxMessageBytes: Int = RRPCodec.defaultMaxMessageBytes, heartbeatMs: Int = 2000,
         maxCredit: Int = 1000, maxBatch: Int = 4096, inlineCommitMax: Int = 32, mailboxMemory: Int = 2048,
         transport: Transport = .curve, keyFile: URL? = nil, keys: KeyFile? = nil, apiTokens: [String: String]? = nil,
-        httpListener: HTTPListenerSettings = HTTPListenerSettings(), allowPlaintextOffLoopback: Bool = false
+        httpListener: HTTPListenerSettings = HTTPListenerSettings(), allowPlaintextOffLoopback: Bool = false,
+        checkpointInterval: TimeInterval = 300
     ) {
         self.apiTokens = apiTokens
         self.httpListener = httpListener
         self.allowPlaintextOffLoopback = allowPlaintextOffLoopback
+        self.checkpointInterval = checkpointInterval
         self.transport = transport
         self.keyFile = keyFile
         self.keys = keys
@@ -148,7 +155,7 @@ public struct BrokerConfiguration: Sendable {
         guard let reader else { return config }
         try reader.allowOnly(HTTPListenerSettings.keys.union(BrokerLimits.keys).union([
             "router", "monitor", "http", "data_dir", "synchronous", "max_message_bytes", "heartbeat_ms", "max_credit", "max_batch",
-            "mailbox_memory", "key_file", "api_tokens",
+            "mailbox_memory", "key_file", "api_tokens", "checkpoint_interval",
         ]))
         config.httpListener = try HTTPListenerSettings.parse(reader)
         config.router = try reader.string("router") ?? config.router
@@ -167,6 +174,10 @@ public struct BrokerConfiguration: Sendable {
         config.maxBatch = try reader.int("max_batch", in: 1...100_000) ?? config.maxBatch
         config.mailboxMemory = try reader.int("mailbox_memory", in: 16...1_000_000) ?? config.mailboxMemory
         config.limits = try BrokerLimits.parse(reader)
+        if let interval = try reader.duration("checkpoint_interval") {
+            guard interval >= 1, interval <= 86400 else { throw reader.error("checkpoint_interval", "must be between 1s and 1d") }
+            config.checkpointInterval = interval
+        }
         return config
     }
 }
@@ -204,6 +215,10 @@ public struct AdapterConfiguration: Sendable {
     public var keys: KeyFile?
     /// The broker's CurveZMQ public key (Z85); required with `.curve`.
     public var brokerKey: String?
+    /// The broker's checkpoint signing key (Ed25519, base64), as `rujuk keygen --broker` prints
+    /// it. Without it the adapter cannot tell a checkpoint from a forgery: it keeps none, and
+    /// says so in a security warning for each one it is sent.
+    public var brokerSignKey: String?
     /// How long the personal data of a closed handoff is kept before `rujuk purge` removes it.
     /// Default 730 days.
     public var retention: TimeInterval
@@ -227,9 +242,10 @@ public struct AdapterConfiguration: Sendable {
         dataDirectory: URL = URL(fileURLWithPath: "data/adapters"), token: String? = nil, durability: Durability = .full,
         credit: Int = 256, sendWindow: Int = 1024, heartbeatMs: Int = 2000, webhook: WebhookConfiguration? = nil,
         sweepInterval: TimeInterval = 1, transport: Transport = .curve, keyFile: URL? = nil, keys: KeyFile? = nil,
-        brokerKey: String? = nil, retention: TimeInterval = 730 * 86400, openRetention: TimeInterval = 365 * 86400,
-        retentionNotice: TimeInterval = 30 * 86400, apiListener: HTTPListenerSettings = HTTPListenerSettings(),
-        allowPlaintextOffLoopback: Bool = false, allowAPIWithoutTLSOffLoopback: Bool = false
+        brokerKey: String? = nil, brokerSignKey: String? = nil, retention: TimeInterval = 730 * 86400,
+        openRetention: TimeInterval = 365 * 86400, retentionNotice: TimeInterval = 30 * 86400,
+        apiListener: HTTPListenerSettings = HTTPListenerSettings(), allowPlaintextOffLoopback: Bool = false,
+        allowAPIWithoutTLSOffLoopback: Bool = false
     ) {
         self.openRetention = openRetention
         self.retentionNotice = retentionNotice
@@ -241,6 +257,7 @@ public struct AdapterConfiguration: Sendable {
         self.keyFile = keyFile
         self.keys = keys
         self.brokerKey = brokerKey
+        self.brokerSignKey = brokerSignKey
         self.retention = retention
         self.agency = agency
         self.broker = broker
@@ -269,7 +286,7 @@ public struct AdapterConfiguration: Sendable {
         guard let reader else { return config }
         try reader.allowOnly(HTTPListenerSettings.keys.union([
             "broker", "api", "data_dir", "token", "synchronous", "credit", "send_window", "heartbeat_ms", "webhook", "sweep_interval",
-            "key_file", "broker_key", "retention", "open_retention", "retention_notice", "allow_api_without_tls_off_loopback",
+            "key_file", "broker_key", "broker_sign_key", "retention", "open_retention", "retention_notice", "allow_api_without_tls_off_loopback",
         ]))
         config.apiListener = try HTTPListenerSettings.parse(reader)
         config.allowAPIWithoutTLSOffLoopback = try reader.bool("allow_api_without_tls_off_loopback") ?? false
@@ -279,6 +296,12 @@ public struct AdapterConfiguration: Sendable {
         if let key = try reader.string("broker_key") {
             guard KeyText.isZ85Key(key) else { throw reader.error("broker_key", "must be the broker's CurveZMQ public key: 40 Z85 characters") }
             config.brokerKey = key
+        }
+        if let key = try reader.string("broker_sign_key") {
+            guard KeyText.isBase64Key(key) else {
+                throw reader.error("broker_sign_key", "must be the broker's checkpoint signing key: 32 bytes in base64")
+            }
+            config.brokerSignKey = key
         }
         if let open = try reader.duration("open_retention") {
             guard open >= 7 * 86400 else { throw reader.error("open_retention", "must be at least 7d") }
