@@ -76,28 +76,30 @@ final class AdapterProcess {
     func terminate() async throws -> Int32 { try await terminateGracefully(process, "the adapter") }
 }
 
+/// An adapter's configuration for a child process, its ledgers under `child-adapters`;
+/// `extra` ends its `[adapter]` table (and may open a subtable after it).
+/// With `token` nil the adapter makes its own token file.
+func childAdapterConfig(_ network: Network, name: String, sla: URL? = nil, broker: String, apiPort: Int, token: String? = "t", extra: String) throws -> URL {
+    let config = network.directory.appendingPathComponent(name)
+    try FileManager.default.createDirectory(at: network.directory, withIntermediateDirectories: true)
+    try """
+        agencies = "\(Network.childFiles.agencies)"
+        \(sla.map { "sla = \"\($0.path)\"" } ?? "")
+        [adapter]
+        \(Network.childFiles.adapter)
+        broker = "\(broker)"
+        api = "127.0.0.1:\(apiPort)"
+        data_dir = "\(network.directory.appendingPathComponent("child-adapters").path)"
+        \(token.map { "token = \"\($0)\"" } ?? "")
+        heartbeat_ms = 300
+        \(extra)
+        """.write(to: config, atomically: true, encoding: .utf8)
+    return config
+}
+
 @Suite(.serialized, .timeLimit(.minutes(10))) struct CrashTests {
     func childConfig(_ network: Network, endpoint: String) throws -> URL {
         try network.childBrokerConfig(endpoint: endpoint)
-    }
-
-    /// An adapter's configuration for a child process, its ledgers under `child-adapters`;
-    /// `extra` ends its `[adapter]` table (and may open a subtable after it).
-    func childAdapterConfig(_ network: Network, name: String, sla: URL, broker: String, apiPort: Int, extra: String) throws -> URL {
-        let config = network.directory.appendingPathComponent(name)
-        try """
-            agencies = "\(Network.childFiles.agencies)"
-            sla = "\(sla.path)"
-            [adapter]
-            \(Network.childFiles.adapter)
-            broker = "\(broker)"
-            api = "127.0.0.1:\(apiPort)"
-            data_dir = "\(network.directory.appendingPathComponent("child-adapters").path)"
-            token = "t"
-            heartbeat_ms = 300
-            \(extra)
-            """.write(to: config, atomically: true, encoding: .utf8)
-        return config
     }
 
     /// Reads a child adapter's ledger while it runs, read-only.

@@ -126,18 +126,8 @@ final class SlowClients {
     /// by `/bin/sh -c "<shell>; exec rujuk adapter …"` (`ulimit`, `umask`).
     static func childAdapter(_ network: Network, apiPort: Int, shell: String, extra: String,
                              environment: [String: String] = [:]) throws -> (process: Process, log: URL) {
-        try FileManager.default.createDirectory(at: network.directory, withIntermediateDirectories: true)
-        let config = network.directory.appendingPathComponent("hardening-\(UUID().uuidString.prefix(8)).toml")
-        try """
-            agencies = "\(Network.childFiles.agencies)"
-            [adapter]
-            \(Network.childFiles.adapter)
-            broker = "\(network.broker.routerEndpoint)"
-            api = "127.0.0.1:\(apiPort)"
-            data_dir = "\(network.directory.appendingPathComponent("child-adapters").path)"
-            heartbeat_ms = 300
-            \(extra)
-            """.write(to: config, atomically: true, encoding: .utf8)
+        let config = try childAdapterConfig(network, name: "hardening-\(UUID().uuidString.prefix(8)).toml", broker: network.broker.routerEndpoint,
+                                            apiPort: apiPort, token: nil, extra: extra)
         let log = network.directory.appendingPathComponent("adapter-\(UUID().uuidString.prefix(8)).log")
         try #require(FileManager.default.createFile(atPath: log.path, contents: nil))
         let process = Process()
