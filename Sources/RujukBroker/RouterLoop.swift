@@ -390,29 +390,32 @@ public final class RouterLoop: @unchecked Sendable {
                 refuse(RujukError(.identityMismatch, "this connection is not '\(session.agency)'"), id: RRPCodec.messageID(in: frames), to: routingID, socket)
                 continue
             }
+            // REFER, UPDATE and ESCALATE bodies are stored and delivered as understood, written
+            // again from their decoded fields: a field the broker does not know (free text an
+            // agency slipped past the envelope's rules) is neither stored nor forwarded.
             switch decoded {
-            case .refer(let referral, let raw):
+            case .refer(let referral, _):
                 do {
                     guard referral.from == session.agency else {
                         throw RujukError(.identityMismatch, "'from' is '\(referral.from)' but the message came from '\(session.agency)'")
                     }
                     try registry.authorize(referral)
-                    pendingWrites.append(.refer(referral, raw: raw, agency: session.agency))
+                    pendingWrites.append(.refer(referral, raw: JSONCoding.encode(referral), agency: session.agency))
                     pendingOrigins.append(routingID)
                 } catch let error as RujukError {
                     refuse(error, id: referral.id, to: routingID, socket)
                 } catch {}
-            case .update(let event, let raw):
-                pendingWrites.append(.update(event, raw: raw, agency: session.agency))
+            case .update(let event, _):
+                pendingWrites.append(.update(event, raw: JSONCoding.encode(event), agency: session.agency))
                 pendingOrigins.append(routingID)
-            case .escalate(let escalation, let raw):
+            case .escalate(let escalation, _):
                 do {
                     try registry.authorizeEscalation(targets: escalation.targets)
                 } catch let error as RujukError {
                     refuse(error, id: escalation.id, to: routingID, socket)
                     continue
                 } catch {}
-                pendingWrites.append(.escalate(escalation, raw: raw, agency: session.agency))
+                pendingWrites.append(.escalate(escalation, raw: JSONCoding.encode(escalation), agency: session.agency))
                 pendingOrigins.append(routingID)
             case .receipt(let receipt):
                 guard allowReceipt(message, ids: receipt.ids.count, now: now) else {

@@ -85,3 +85,26 @@ import Testing
         try ledger.close()
     }
 }
+
+/// A field the broker does not know is neither stored nor forwarded: free text cannot ride in
+/// the envelope under a name its rules do not cover.
+@Suite(.timeLimit(.minutes(5))) struct UnknownFieldTests {
+    @Test func aFieldTheBrokerDoesNotKnowIsNeitherStoredNorForwarded() async throws {
+        let network = try Network()
+        let hospital = try network.adapter("rsud-embung-fatimah")
+        let peer = try RawPeer(network, agency: "polda-kepri")
+        let referral = Fixtures.referral()
+        var body = try #require(try JSONSerialization.jsonObject(with: Data(JSONCoding.encode(referral))) as? [String: Any])
+        body["notes"] = "Ratna Kusumawati-Unknown found at the port"
+        body["location"] = ["province": "ID-KR", "regency": "21.71", "village": "Ratna Kusumawati-Unknown's kampung"]
+        try peer.send(frames: [RRPCodec.header, Array("REFER".utf8), [UInt8](try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys]))])
+        guard case .commit(let commit) = try peer.next() else { Issue.record("no COMMIT"); return }
+        #expect(commit.ids == [referral.id], "accepted: receivers ignore what they do not know")
+        try await waitFor("the hospital has it") { try hospital.ledger.view(referral.id) != nil }
+        let stored = try await network.broker.store.pool.read { try Data.fetchOne($0, sql: "SELECT payload FROM message WHERE id = ?", arguments: [referral.id]) }
+        #expect(try #require(stored).range(of: Data("Kusumawati-Unknown".utf8)) == nil, "not stored at the broker")
+        let delivered = try await hospital.ledger.pool.read { try Data.fetchOne($0, sql: "SELECT raw FROM referral WHERE id = ?", arguments: [referral.id]) }
+        #expect(try #require(delivered).range(of: Data("Kusumawati-Unknown".utf8)) == nil, "nor forwarded")
+        #expect(try hospital.ledger.view(referral.id)?.body?.subject.name == "Siti Contoh", "and the seal still opens")
+    }
+}
