@@ -86,6 +86,7 @@ struct BenchCommand: AsyncParsableCommand {
             print(String(format: "latency at %d/s offered, send to the sender's copy of the receipt: p50 %.2f ms, p99 %.2f ms, max %.2f ms (%d referrals); ",
                          rate, latency.p(0.5), latency.p(0.99), latency.p(1.0), paced.count) + cpu.perItem(paced.count, "referral"))
         }
+        try viewBenchmark(recipient.ledger)
         if stored > 0 {
             try restartBenchmark(directory: directory.appendingPathComponent("restart"), stored: stored, keys: keys, registry: registry, durability: durability, transport: transport)
         }
@@ -99,6 +100,30 @@ struct BenchCommand: AsyncParsableCommand {
         if sweepHandoffs > 0 {
             try sweepBenchmark(directory: directory.appendingPathComponent("sweep"), handoffs: sweepHandoffs, sla: config.sla, registry: config.registry)
         }
+    }
+
+    /// What the agency system's reads cost on the recipient's ledger, full of the referrals the
+    /// runs above stored: one inbox page of 50, and 1,000 referrals' views (their history) with
+    /// the personal part and without it — the difference is what reading the body costs.
+    func viewBenchmark(_ ledger: Ledger) throws {
+        let inbox = { try ledger.list(direction: "inbound", status: nil, service: nil, overdueOnly: false, page: PageRequest(limit: 50)) }
+        let ids = try ledger.list(direction: "inbound", status: nil, service: nil, overdueOnly: false, page: PageRequest(limit: 1000)).handoffs.map(\.id)
+        func median(_ rounds: Int, _ work: () throws -> Void) rethrows -> Double {
+            var times: [Double] = []
+            for _ in 0..<rounds {
+                let start = DispatchTime.now().uptimeNanoseconds
+                try work()
+                times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e3)
+            }
+            return times.sorted()[rounds / 2]
+        }
+        let page = try median(201) { _ = try inbox() }
+        var views: [String: Double] = [:]
+        for body in [true, false] {
+            views["\(body)"] = try median(5) { for id in ids { _ = try ledger.view(id, body: body) } } / Double(ids.count)
+        }
+        print(String(format: "reads on the recipient's ledger: an inbox page of 50, median %.0f µs; a referral's view with its personal part %.1f µs, without it %.1f µs (%d referrals, median of 5 rounds)",
+                     page, views["true"]!, views["false"]!, ids.count))
     }
 
     /// `count` handoffs between the police and the hospital in one transaction, created `now`,
