@@ -95,10 +95,10 @@ struct BenchCommand: AsyncParsableCommand {
             try await apiBenchmark(directory: directory.appendingPathComponent("api"), requests: apiRequests, connections: apiConnections, broker: broker, keys: keys, registry: registry, durability: durability, transport: transport)
         }
         if events > 0 {
-            try eventsBenchmark(directory: directory.appendingPathComponent("events"), events: events, sla: config.sla, registry: config.registry)
+            try eventsBenchmark(directory: directory.appendingPathComponent("events"), events: events, sla: config.sla, keys: keys, registry: registry)
         }
         if sweepHandoffs > 0 {
-            try sweepBenchmark(directory: directory.appendingPathComponent("sweep"), handoffs: sweepHandoffs, sla: config.sla, registry: config.registry)
+            try sweepBenchmark(directory: directory.appendingPathComponent("sweep"), handoffs: sweepHandoffs, sla: config.sla, keys: keys, registry: registry)
         }
     }
 
@@ -127,7 +127,7 @@ struct BenchCommand: AsyncParsableCommand {
     }
 
     /// `count` handoffs between the police and the hospital in one transaction, created `now`,
-    /// every deadline and the next check 30 days away; their ids, in order.
+    /// every deadline and the next check 30 days away, no personal part; their ids, in order.
     func seedHandoffs(_ ledger: Ledger, count: Int, direction: String, status: HandoffStatus, delivery: String, now: Date) throws -> [String] {
         let stamp = Timestamp.format(now), later = Timestamp.format(now + 30 * 86400)
         var ids: [String] = []
@@ -138,11 +138,11 @@ struct BenchCommand: AsyncParsableCommand {
                 ids.append(id)
                 try db.run(ledger.statements, """
                     INSERT INTO referral (id, direction, case_ref, from_agency, to_agency, service, priority, province, regency, reason, status, delivery,
-                        created_at, due_receive, due_respond, due_complete, updated_at, raw, next_check_at, body)
+                        created_at, due_receive, due_respond, due_complete, updated_at, raw, next_check_at)
                     VALUES (?, ?, ?, 'polda-kepri', 'rsud-embung-fatimah', 'medical_care', 'routine', 'ID-KR', 'Batam', 'benchmark', ?, ?,
-                        ?, ?, ?, ?, ?, ?, ?, ?)
+                        ?, ?, ?, ?, ?, ?, ?)
                     """, .text(id), .text(direction), .text("BENCH-\(index)"), .text(status.rawValue), .text(delivery),
-                    .text(stamp), .text(later), .text(later), .text(later), .text(stamp), .blob([0x7B, 0x7D]), .text(later), .blob([0x7B, 0x7D]))
+                    .text(stamp), .text(later), .text(later), .text(later), .text(stamp), .blob([0x7B, 0x7D]), .text(later))
             }
         }
         return ids
@@ -152,9 +152,10 @@ struct BenchCommand: AsyncParsableCommand {
     /// delivers for referrals it sent, as its link does in a drain — in batches of 64, each one
     /// transaction with its notifications. Three rounds of `events`, each on handoffs of its own;
     /// the median round is reported, in wall time and CPU per event (the work is on this thread).
-    func eventsBenchmark(directory: URL, events: Int, sla: SLAPolicy, registry: AgencyRegistry) throws {
+    func eventsBenchmark(directory: URL, events: Int, sla: SLAPolicy, keys: EphemeralKeys, registry: AgencyRegistry) throws {
         let clock = SystemClock()
-        let ledger = try Ledger(directory: directory, agency: "polda-kepri", durability: .full, clock: clock, sla: sla, registry: registry)
+        let sealer = try Sealer(agency: "polda-kepri", keys: keys.agencies["polda-kepri"]!, registry: registry)
+        let ledger = try Ledger(directory: directory, agency: "polda-kepri", durability: .full, clock: clock, sla: sla, registry: registry, sealer: sealer)
         let now = clock.now()
         let rounds = 3
         let ids = try seedHandoffs(ledger, count: rounds * events, direction: "outbound", status: .requested, delivery: "sent", now: now)
@@ -186,9 +187,10 @@ struct BenchCommand: AsyncParsableCommand {
 
     /// The SLA sweep at scale: `handoffs` open handoffs in one ledger, of which 100 are due.
     /// Times the sweep that finds and acts on those 100 (a warning each), 11 rounds.
-    func sweepBenchmark(directory: URL, handoffs: Int, sla: SLAPolicy, registry: AgencyRegistry) throws {
+    func sweepBenchmark(directory: URL, handoffs: Int, sla: SLAPolicy, keys: EphemeralKeys, registry: AgencyRegistry) throws {
         let clock = SystemClock()
-        let ledger = try Ledger(directory: directory, agency: "rsud-embung-fatimah", durability: .full, clock: clock, sla: sla, registry: registry)
+        let sealer = try Sealer(agency: "rsud-embung-fatimah", keys: keys.agencies["rsud-embung-fatimah"]!, registry: registry)
+        let ledger = try Ledger(directory: directory, agency: "rsud-embung-fatimah", durability: .full, clock: clock, sla: sla, registry: registry, sealer: sealer)
         let now = clock.now()
         let stamp = Timestamp.format(now)
         let seedStart = DispatchTime.now().uptimeNanoseconds

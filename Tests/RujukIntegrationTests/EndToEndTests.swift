@@ -144,7 +144,7 @@ import Testing
         let migrations = try network.broker.store.pool.read { try String.fetchAll($0, sql: "SELECT identifier FROM grdb_migrations") }
         #expect(migrations == ["v1", "v2-escalation", "v3-feed", "v4-consent", "v5-audit", "v6-checks-without-lists", "v7-agency-indexes-without-status"])
         let ledgerMigrations = try police.ledger.pool.read { try String.fetchAll($0, sql: "SELECT identifier FROM grdb_migrations ORDER BY rowid") }
-        #expect(ledgerMigrations == ["v1", "v2-refused-delivery", "v3-sla", "v4-sealed", "v5-checks-without-lists"])
+        #expect(ledgerMigrations == ["v1", "v2-refused-delivery", "v3-sla", "v4-sealed", "v5-checks-without-lists", "v6-body-sealed-at-rest"])
     }
 
     @Test func aDeliveryTheLedgerCannotTakeIsRecordedReceiptedAndReportedOnce() throws {

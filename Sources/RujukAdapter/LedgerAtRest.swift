@@ -1,0 +1,48 @@
+import Foundation
+import GRDB
+import RujukCore
+
+/// The personal part of each referral (`referral.body`) sealed under the agency's `AtRestKey`,
+/// opened only where a view returns it.
+extension Ledger {
+    /// The migration that seals the personal part at rest: the table holding the key's check
+    /// value, and every body stored in the clear sealed in place, a thousand rows at a time.
+    /// `secure_delete` comes first, so the plaintext a sealed body replaces is overwritten, not
+    /// left in its page's free space.
+    static func sealBodiesAtRest(_ db: Database, _ atRest: AtRestKey) throws {
+        try db.execute(sql: "PRAGMA secure_delete = ON")
+        try db.execute(sql: """
+            CREATE TABLE ledger_key (
+                id INTEGER PRIMARY KEY NOT NULL CHECK (id = 1),
+                key_check BLOB NOT NULL
+            );
+            """)
+        try db.execute(sql: "INSERT INTO ledger_key (id, key_check) VALUES (1, ?)", arguments: [Data(atRest.check)])
+        var after: Int64 = 0
+        while true {
+            let rows = try Row.fetchAll(db, sql: "SELECT rowid, id, body FROM referral WHERE body IS NOT NULL AND rowid > ? ORDER BY rowid LIMIT 1000",
+                                        arguments: [after])
+            guard let last = rows.last else { return }
+            for row in rows {
+                let id: String = row[1], body: Data = row[2]
+                try db.execute(sql: "UPDATE referral SET body = ? WHERE rowid = ?", arguments: [Data(atRest.seal([UInt8](body), row: id)), row[0] as Int64])
+            }
+            after = last[0]
+        }
+    }
+
+    /// Refuses a ledger written under another key than `atRest`: none of its bodies would open,
+    /// and new ones would be written under a second key.
+    static func checkKey(_ pool: DatabasePool, _ atRest: AtRestKey, _ url: URL) throws {
+        let check = try pool.read { try Data.fetchOne($0, sql: "SELECT key_check FROM ledger_key WHERE id = 1") }
+        guard let check, atRest.opens(check: [UInt8](check)) else {
+            throw RujukError(.sealInvalid, "\(url.path) was written under another agency key than this one; start with the agency.key it was made with")
+        }
+    }
+
+    /// A stored personal part opened and decoded; one that does not open or decode is an
+    /// error, never a view without it.
+    func openBody(_ stored: [UInt8], referral id: String) throws -> ReferralBody {
+        try JSONCoding.decode(ReferralBody.self, from: sealer.atRest.open(stored, row: id), what: "the ledger's personal data")
+    }
+}
