@@ -16,7 +16,8 @@ struct AtRestKey: @unchecked Sendable {
     private let key: SymmetricKey
 
     init(sealSecret: Curve25519.KeyAgreement.PrivateKey) {
-        key = HKDF<SHA256>.deriveKey(inputKeyMaterial: SymmetricKey(data: sealSecret.rawRepresentation), info: Self.info, outputByteCount: 32)
+        let secret = SymmetricKey(data: sealSecret.rawRepresentation)
+        key = HKDF<SHA256>.deriveKey(inputKeyMaterial: secret, info: Self.info, outputByteCount: 32)
     }
 
     /// `plaintext` sealed for the row `id`: nonce, ciphertext and tag.
@@ -32,7 +33,8 @@ struct AtRestKey: @unchecked Sendable {
             let box = try ChaChaPoly.SealedBox(combined: stored)
             return Array(try ChaChaPoly.open(box, using: key, authenticating: Data(id.utf8)))
         } catch {
-            throw RujukError(.sealInvalid, "the personal data of \(id) in the ledger does not open with this agency's key: written under another key, or altered")
+            throw RujukError(.sealInvalid, "the personal data of \(id) in the ledger does not open with this "
+                             + "agency's key: written under another key, or altered")
         }
     }
 

@@ -17,15 +17,18 @@ extension Ledger {
                 key_check BLOB NOT NULL
             );
             """)
-        try db.execute(sql: "INSERT INTO ledger_key (id, key_check) VALUES (1, ?)", arguments: [Data(atRest.check)])
+        try db.execute(sql: "INSERT INTO ledger_key (id, key_check) VALUES (1, ?)",
+                       arguments: [Data(atRest.check)])
         var after: Int64 = 0
         while true {
-            let rows = try Row.fetchAll(db, sql: "SELECT rowid, id, body FROM referral WHERE body IS NOT NULL AND rowid > ? ORDER BY rowid LIMIT 1000",
-                                        arguments: [after])
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT rowid, id, body FROM referral WHERE body IS NOT NULL AND rowid > ? ORDER BY rowid LIMIT 1000
+                """, arguments: [after])
             guard let last = rows.last else { return }
             for row in rows {
-                let id: String = row[1], body: Data = row[2]
-                try db.execute(sql: "UPDATE referral SET body = ? WHERE rowid = ?", arguments: [Data(atRest.seal([UInt8](body), row: id)), row[0] as Int64])
+                let rowid: Int64 = row[0], id: String = row[1], body: Data = row[2]
+                let sealed = Data(atRest.seal([UInt8](body), row: id))
+                try db.execute(sql: "UPDATE referral SET body = ? WHERE rowid = ?", arguments: [sealed, rowid])
             }
             after = last[0]
         }
@@ -34,15 +37,17 @@ extension Ledger {
     /// Refuses a ledger written under another key than `atRest`: none of its bodies would open,
     /// and new ones would be written under a second key.
     static func checkKey(_ pool: DatabasePool, _ atRest: AtRestKey, _ url: URL) throws {
-        let check = try pool.read { try Data.fetchOne($0, sql: "SELECT key_check FROM ledger_key WHERE id = 1") }
+        let check = try pool.read { try Data.fetchOne($0, sql: "SELECT key_check FROM ledger_key") }
         guard let check, atRest.opens(check: [UInt8](check)) else {
-            throw RujukError(.sealInvalid, "\(url.path) was written under another agency key than this one; start with the agency.key it was made with")
+            throw RujukError(.sealInvalid, "\(url.path) was written under another agency key than this one; "
+                             + "start with the agency.key it was made with")
         }
     }
 
     /// A stored personal part opened and decoded; one that does not open or decode is an
     /// error, never a view without it.
     func openBody(_ stored: [UInt8], referral id: String) throws -> ReferralBody {
-        try JSONCoding.decode(ReferralBody.self, from: sealer.atRest.open(stored, row: id), what: "the ledger's personal data")
+        let json = try sealer.atRest.open(stored, row: id)
+        return try JSONCoding.decode(ReferralBody.self, from: json, what: "the ledger's personal data")
     }
 }

@@ -41,23 +41,27 @@ import Testing
 
         // The recipient's API opens it for the agency system.
         let port = try #require(hospital.boundHTTPPort)
-        var get = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/api/referrals/\(sent.id)")!, timeoutInterval: 10)
+        let url = URL(string: "http://127.0.0.1:\(port)/api/referrals/\(sent.id)")!
+        var get = URLRequest(url: url, timeoutInterval: 10)
         get.setValue("Bearer test-token", forHTTPHeaderField: "Authorization")
         let (shown, _) = try await URLSession.shared.data(for: get)
         let view = try JSONCoding.decode(HandoffView.self, from: Array(shown), what: "test")
-        #expect(view.body?.subject.name == Self.name && view.body?.subject.contact == Self.phone && view.body?.notes == Self.notes)
+        let body = try #require(view.body)
+        #expect(body.subject.name == Self.name && body.subject.contact == Self.phone && body.notes == Self.notes)
         #expect(try police.ledger.view(sent.id)?.body?.notes == Self.notes, "the sender reads its own copy")
 
         // Neither ledger holds any of it while running (file and WAL), nor after a clean close,
         // nor does a copy of the closed file; the envelope is there, so the search can see.
         api.cancel()
         _ = await api.result
-        let directories = ["polda-kepri", "rsud-embung-fatimah"].map { network.directory.appendingPathComponent("adapters/\($0)") }
+        let directories = ["polda-kepri", "rsud-embung-fatimah"].map {
+            network.directory.appendingPathComponent("adapters/\($0)")
+        }
         for directory in directories {
-            #expect(try ledgerFiles(directory).contains { try holds($0, sent.id) }, "the search finds the envelope")
+            #expect(try ledgerFiles(directory).contains { try holds($0, sent.id) }, "the search sees the envelope")
             for file in ledgerFiles(directory) {
                 for needle in [Self.name, Self.phone, Self.notes] {
-                    #expect(try !holds(file, needle), "\(file.lastPathComponent) holds '\(needle)' while the adapter runs")
+                    #expect(try !holds(file, needle), "\(file.lastPathComponent), running: '\(needle)'")
                 }
             }
         }
@@ -73,13 +77,13 @@ import Testing
             copies.append(copy)
             for file in ledgerFiles(directory, [copy]) {
                 for needle in [Self.name, Self.phone, Self.notes] {
-                    #expect(try !holds(file, needle), "\(file.lastPathComponent) holds '\(needle)' after a clean close")
+                    #expect(try !holds(file, needle), "\(file.lastPathComponent), closed: '\(needle)'")
                 }
             }
         }
         for line in log.lines {
             let text = line.message + line.metadata.values.joined()
-            #expect(![Self.name, Self.phone, Self.notes].contains { text.contains($0) }, "logged: \(line.message)")
+            #expect(![Self.name, Self.phone, Self.notes].contains { text.contains($0) }, "\(line.message)")
         }
 
         // The copy opened with another agency's key: refused at open, saying why, with the code
@@ -89,13 +93,17 @@ import Testing
         try FileManager.default.copyItem(at: copies[1], to: copyDirectory.appendingPathComponent("ledger.sqlite"))
         let other = try Network.sealer("lpsk")
         let refused = try #require(throws: RujukError.self) {
-            _ = try Ledger(directory: copyDirectory, agency: "rsud-embung-fatimah", durability: .full, clock: SystemClock(), sealer: other)
+            _ = try Ledger(directory: copyDirectory, agency: "rsud-embung-fatimah", durability: .full,
+                           clock: SystemClock(), sealer: other)
         }
         #expect(refused.code == .sealInvalid && refused.reason.contains("another agency key"), "\(refused)")
         let stored = try await DatabaseQueue(path: copies[1].path).read { db in
-            try #require(try Data.fetchOne(db, sql: "SELECT body FROM referral WHERE id = ?", arguments: [sent.id]))
+            try #require(try Data.fetchOne(db, sql: "SELECT body FROM referral WHERE id = ?",
+                                           arguments: [sent.id]))
         }
-        let unreadable = try #require(throws: RujukError.self) { try other.atRest.open([UInt8](stored), row: sent.id) }
+        let unreadable = try #require(throws: RujukError.self) {
+            try other.atRest.open([UInt8](stored), row: sent.id)
+        }
         #expect(unreadable.code == .sealInvalid && !unreadable.reason.contains(Self.name))
     }
 
@@ -105,16 +113,18 @@ import Testing
         let first = try police.refer(Network.request(name: Self.name))
         let second = try police.refer(Network.request(name: "Another Person"))
         try await police.ledger.pool.write { db in
-            try db.execute(sql: "UPDATE referral SET body = (SELECT body FROM referral WHERE id = ?) WHERE id = ?", arguments: [first.id, second.id])
+            try db.execute(sql: "UPDATE referral SET body = (SELECT body FROM referral WHERE id = ?) WHERE id = ?",
+                           arguments: [first.id, second.id])
         }
         let error = try #require(throws: RujukError.self) { try police.ledger.view(second.id) }
         #expect(error.code == .sealInvalid, "never another referral's person, never a view without one")
         #expect(try police.ledger.view(first.id)?.body?.subject.name == Self.name)
-        #expect(try police.ledger.view(second.id, body: false)?.body == nil, "lists and notifications read no body")
+        #expect(try police.ledger.view(second.id, body: false)?.body == nil, "what reads no body is not stopped")
     }
 
     @Test func anOlderLedgersBodiesInTheClearAreSealedInPlaceAndStillRead() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("rujuk-at-rest-\(UUID().uuidString)")
+        let directory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("rujuk-at-rest-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let url = directory.appendingPathComponent("ledger.sqlite")
@@ -130,19 +140,28 @@ import Testing
         try Ledger.migrator(atRest: sealer.atRest).migrate(old, upTo: "v5-checks-without-lists")
         try old.write { db in
             try db.execute(sql: """
-                INSERT INTO referral (id, direction, case_ref, from_agency, to_agency, service, priority, province, regency, reason, status,
-                    delivery, created_at, due_receive, due_respond, due_complete, updated_at, raw, body)
-                VALUES (?, 'inbound', 'KR-BTM-2026-0041', 'polda-kepri', 'rsud-embung-fatimah', 'medical_care', 'urgent', 'ID-KR', 'Batam',
-                    'post-rescue medical examination', 'received', 'received', ?, ?, ?, ?, ?, X'00', ?)
+                INSERT INTO referral (id, direction, case_ref, from_agency, to_agency, service, priority,
+                    province, regency, reason, status, delivery, created_at, due_receive, due_respond,
+                    due_complete, updated_at, raw, body)
+                VALUES (?, 'inbound', 'KR-BTM-2026-0041', 'polda-kepri', 'rsud-embung-fatimah',
+                    'medical_care', 'urgent', 'ID-KR', 'Batam', 'post-rescue medical examination',
+                    'received', 'received', ?, ?, ?, ?, ?, X'00', ?)
                 """, arguments: [id, stamp, stamp, stamp, stamp, stamp, Data(JSONCoding.encode(request.body))])
         }
         try old.close()
         #expect(try holds(url, Self.name), "the old file holds the name in the clear")
 
-        let ledger = try Ledger(directory: directory, agency: "rsud-embung-fatimah", durability: .full, clock: SystemClock(), sealer: sealer)
+        func open() throws -> Ledger {
+            try Ledger(directory: directory, agency: "rsud-embung-fatimah", durability: .full,
+                       clock: SystemClock(), sealer: sealer)
+        }
+        let ledger = try open()
         #expect(try ledger.view(id)?.body?.subject.contact == Self.phone, "read as before")
-        let stored = try ledger.pool.read { try Data.fetchOne($0, sql: "SELECT body FROM referral WHERE id = ?", arguments: [id]) }
-        #expect(try sealer.atRest.open([UInt8](try #require(stored)), row: id) == JSONCoding.encode(request.body), "sealed for its row")
+        let stored = try ledger.pool.read {
+            try Data.fetchOne($0, sql: "SELECT body FROM referral WHERE id = ?", arguments: [id])
+        }
+        let opened = try sealer.atRest.open([UInt8](try #require(stored)), row: id)
+        #expect(opened == JSONCoding.encode(request.body), "sealed for its row")
         #expect(try ledger.close())
         for file in ledgerFiles(directory) {
             for needle in [Self.name, Self.phone, Self.notes] {
@@ -150,7 +169,7 @@ import Testing
             }
         }
         // Opened again, nothing is sealed twice.
-        let reopened = try Ledger(directory: directory, agency: "rsud-embung-fatimah", durability: .full, clock: SystemClock(), sealer: sealer)
+        let reopened = try open()
         #expect(try reopened.view(id)?.body?.notes == Self.notes)
         try reopened.close()
     }
