@@ -117,7 +117,7 @@ struct BenchCommand: AsyncParsableCommand {
             }
             return times.sorted()[rounds / 2]
         }
-        let page = try median(201) { _ = try inbox() }
+        let page = try median(21) { _ = try inbox() }
         var views: [String: Double] = [:]
         for body in [true, false] {
             views["\(body)"] = try median(5) { for id in ids { _ = try ledger.view(id, body: body) } } / Double(ids.count)
