@@ -77,7 +77,7 @@ public final class Adapter: ServiceLifecycle.Service, @unchecked Sendable {
     /// Validates, stamps and records a new referral; when this returns it is in the outbox.
     ///
     /// The personal part is sealed here for the recipient; the ledger keeps this agency's own
-    /// copy of it in the clear (until `purge`), the outbox only the sealed referral.
+    /// copy of it sealed under its at-rest key (until `purge`), the outbox only the sealed referral.
     public func refer(_ request: ReferralRequest) throws -> HandoffView {
         let referral = try stamped(request)
         try ledger.requests.writeAndWait(ledger.newReferral(referral, body: request.body))

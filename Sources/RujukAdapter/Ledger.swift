@@ -14,8 +14,9 @@ public final class Ledger: @unchecked Sendable {
     /// The clocks and the escalation ladder (sla.toml), and the network they name.
     let sla: SLAPolicy
     let registry: AgencyRegistry
-    /// Opens what is delivered sealed for this agency; nil only in tests of the ledger alone.
-    let sealer: Sealer?
+    /// Opens what is delivered sealed for this agency, and holds the key (`AtRestKey`) the
+    /// personal part of every referral is kept under here.
+    let sealer: Sealer
     private let checkpointer: Checkpointer
     /// The statements run for every message, prepared once on the writer.
     public let statements = PreparedStatements()
@@ -24,18 +25,29 @@ public final class Ledger: @unchecked Sendable {
     public let requests: GroupCommit
 
     public init(directory: URL, agency: String, durability: Durability, clock: any RujukCore.Clock,
-         sla: SLAPolicy = .standard, registry: AgencyRegistry = AgencyRegistry([]), sealer: Sealer? = nil) throws {
+         sla: SLAPolicy = .standard, registry: AgencyRegistry = AgencyRegistry([]), sealer: Sealer) throws {
         url = directory.appendingPathComponent("ledger.sqlite")
         self.agency = agency
         self.clock = clock
         self.sla = sla
         self.registry = registry
         self.sealer = sealer
-        (pool, checkpointer) = try DurableDatabase.open(url, durability: durability, label: "rujuk.ledger", what: "ledger", pageSize: .large, migrator: Self.migrator)
+        (pool, checkpointer) = try DurableDatabase.open(url, durability: durability, label: "rujuk.ledger", what: "ledger", pageSize: .large,
+                                                        migrator: Self.migrator(atRest: sealer.atRest))
+        do {
+            try Self.checkKey(pool, sealer.atRest, url)
+        } catch {
+            checkpointer.stop()
+            throw error
+        }
         // Whatever the writer frees is overwritten, always: a row that a change moves within its
-        // page would otherwise leave its old copy, the opened body in it, in the page's free
+        // page would otherwise leave its old copy, the sealed body in it, in the page's free
         // space, where `purge` does not look. (Debian builds SQLite with this on; others do not.)
-        try pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA secure_delete = ON") }
+        // The log is emptied too: it may hold pages a migration has since rewritten.
+        try pool.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA secure_delete = ON")
+            _ = try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)")
+        }
         requests = GroupCommit(pool: pool, label: "rujuk.ledger.requests")
     }
 
@@ -47,7 +59,9 @@ public final class Ledger: @unchecked Sendable {
 
     deinit { checkpointer.stop() }
 
-    static var migrator: DatabaseMigrator {
+    /// The ledger's schema; `atRest` seals the bodies a ledger made before
+    /// `v9-body-sealed-at-rest` kept in the clear.
+    static func migrator(atRest: AtRestKey) -> DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
             try db.execute(sql: """
@@ -161,8 +175,9 @@ public final class Ledger: @unchecked Sendable {
                 """)
         }
         migrator.registerMigration("v4-sealed") { db in
-            // The personal part (subject, consent, notes) in the clear, for this agency's own
-            // eyes: as written for an outbound referral, as opened for an inbound one. `raw`
+            // The personal part (subject, consent, notes), for this agency's own eyes: as
+            // written for an outbound referral, as opened for an inbound one, sealed at rest
+            // since `v9-body-sealed-at-rest` (LedgerAtRest.swift). `raw`
             // holds the referral as it travels, the personal part sealed. `purge` empties
             // both and stamps `purged_at`, keeping the envelope.
             try db.execute(sql: """
@@ -235,6 +250,12 @@ public final class Ledger: @unchecked Sendable {
                 CREATE TRIGGER checkpoint_append_only_delete BEFORE DELETE ON checkpoint
                     BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
                 """)
+        }
+        migrator.registerMigration("v9-body-sealed-at-rest") { db in
+            try sealBodiesAtRest(db, atRest)
+        }
+        migrator.registerMigration("v10-notes-sealed-at-rest") { db in
+            try sealNotesAtRest(db, atRest)
         }
         return migrator
     }
@@ -317,6 +338,7 @@ extension Ledger {
     func newReferral(_ referral: Referral, body: ReferralBody) -> @Sendable (Database) throws -> Void {
         let raw = JSONCoding.encode(referral)
         let plain = JSONCoding.encode(body)
+        let sealedBody = sealer.atRest.seal(plain, row: referral.id)
         let stamp = Timestamp.format(clock.now())
         return { [self] db in
             if let stored = try Row.fetchOne(db, sql: "SELECT raw, body FROM referral WHERE id = ?", arguments: [referral.id]) {
@@ -333,12 +355,12 @@ extension Ledger {
                 retried.dueRespond = existing.dueRespond
                 retried.dueComplete = existing.dueComplete
                 retried.sealed = existing.sealed
-                guard retried == existing, [UInt8](storedBody) == plain else {
+                guard retried == existing, try sealer.atRest.open([UInt8](storedBody), row: referral.id) == plain else {
                     throw RujukError(.duplicateConflict, "referral \(referral.id) already exists with different content")
                 }
                 return
             }
-            try insertReferral(db, referral, raw: raw, body: plain, direction: "outbound", status: .requested, delivery: "queued", stamp: stamp)
+            try insertReferral(db, referral, raw: raw, body: sealedBody, direction: "outbound", status: .requested, delivery: "queued", stamp: stamp)
             try db.cachedStatement(sql: "INSERT INTO event (id, referral_id, status, by_agency, at, recorded_at, origin) VALUES (?, ?, 'requested', ?, ?, ?, 'local')").execute(
                            arguments: [referral.id, referral.id, agency, Timestamp.format(referral.createdAt), stamp])
             try db.cachedStatement(sql: "INSERT INTO outbox (message_id, kind, referral_id, payload, created_at) VALUES (?, 'refer', ?, ?, ?)").execute(
@@ -397,7 +419,6 @@ extension Ledger {
             var machine = HandoffStateMachine(status: HandoffStatus(rawValue: row[1]) ?? .requested)
             try machine.apply(status, by: role)
             if let words {
-                guard let sealer else { throw RujukError(.internal, "this ledger cannot seal a note") }
                 event.sealed = try sealer.seal(words, for: event, to: role == .sender ? row[3] : row[2])
             }
             try db.cachedStatement(sql: "INSERT INTO outbox (message_id, kind, referral_id, payload, created_at) VALUES (?, 'update', ?, ?, ?)").execute(
@@ -418,11 +439,11 @@ extension Ledger {
 
     private func insertEvent(_ db: Database, _ event: HandoffEvent, origin: String, stamp: String) throws {
         try db.run(statements, """
-            INSERT INTO event (id, referral_id, status, by_agency, reason_code, outcome_code, reason, outcome, at, recorded_at, origin)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO event (id, referral_id, status, by_agency, reason_code, outcome_code, note, at, recorded_at, origin)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
                    .text(event.id), .text(event.referralId), .text(event.status.rawValue), .text(event.by), .optional(event.reason?.rawValue),
-                   .optional(event.outcome?.rawValue), .optional(event.note?.reason), .optional(event.note?.outcome),
+                   .optional(event.outcome?.rawValue), event.note.map { .blob(sealer.atRest.seal(JSONCoding.encode($0), row: event.id)) } ?? .null,
                    .text(Timestamp.format(event.at)), .text(stamp), .text(origin))
     }
 
@@ -437,7 +458,9 @@ extension Ledger {
         // hands out max(seq) + 1.
         let seq = (try db.first(statements, "SELECT seq FROM sqlite_sequence WHERE name = 'notification'") { $0.int(0) } ?? 0) + 1
         let handoff = try view ?? (lookUp ? self.view(db, referralID, history: false, body: false) : nil)
-        let notification = Notification(seq: seq, type: type, referralId: referralID, handoff: handoff, event: event, error: error,
+        // The words of a change stay in the ledger, sealed at rest: the agency system reads them
+        // from the referral's view, not from a notification stored in the clear.
+        let notification = Notification(seq: seq, type: type, referralId: referralID, handoff: handoff, event: event?.wire, error: error,
                                         escalation: escalation, dutyOfficer: dutyOfficer, clock: clock, due: due, at: Timestamp.parse(stamp) ?? self.clock.now())
         try db.run(statements, "INSERT INTO notification (seq, type, referral_id, payload, created_at) VALUES (?, ?, ?, ?, ?)",
                    .int(seq), .text(type), .text(referralID), .blob(JSONCoding.encode(notification)), .text(stamp))
@@ -490,10 +513,7 @@ extension Ledger {
                         var event = try JSONCoding.decode(HandoffEvent.self, from: payload, what: "DELIVER")
                         if try db.first(statements, "SELECT 1 FROM event WHERE id = ?", .text(event.id), read: { _ in true }) != true {
                             try ReferralValidation.validate(event)
-                            if event.sealed != nil {
-                                guard let sealer else { throw RujukError(.internal, "this ledger cannot open sealed notes") }
-                                event.note = try sealer.open(event)
-                            }
+                            event.note = try sealer.open(event)
                             try applyRemote(db, event, stamp: stamp)
                             new += 1
                         }
@@ -515,7 +535,7 @@ extension Ledger {
     }
 
     /// Each delivered referral decoded, checked, opened and checked again, in parallel; the
-    /// body's JSON as it will be stored. Other kinds get a placeholder.
+    /// body as it will be stored, sealed at rest. Other kinds get a placeholder.
     private func openReferrals(_ deliveries: [(DeliveryHeader, [UInt8])]) -> [Result<(Referral, [UInt8]), RujukError>] {
         guard !deliveries.isEmpty else { return [] }
         let results = UnsafeMutableBufferPointer<Result<(Referral, [UInt8]), RujukError>>.allocate(capacity: deliveries.count)
@@ -528,11 +548,10 @@ extension Ledger {
                 let referral = try JSONCoding.decode(Referral.self, from: payload, what: "DELIVER")
                 try ReferralValidation.validate(referral)
                 guard referral.to == agency else { throw RujukError(.notParty, "referral \(referral.id) is for '\(referral.to)', not '\(agency)'") }
-                guard let sealer else { throw RujukError(.internal, "this ledger cannot open sealed referrals") }
                 let body = try sealer.open(referral)
                 try ReferralValidation.validate(body)
                 try ReferralValidation.checkAgreement(body, with: referral.consent)
-                return .success((referral, JSONCoding.encode(body)))
+                return .success((referral, sealer.atRest.seal(JSONCoding.encode(body), row: referral.id)))
             } catch let error as RujukError {
                 return .failure(error)
             } catch {
@@ -644,22 +663,28 @@ extension Ledger {
     func view(_ db: Database, _ id: String, history: Bool, body: Bool) throws -> HandoffView? {
         let now = clock.now()
         let found = body
-            ? try Row.fetchOne(db.cachedStatement(sql: Self.viewByIDWithBody), arguments: [id]).map { Self.view($0, now: now) }
+            ? try Row.fetchOne(db.cachedStatement(sql: Self.viewByIDWithBody), arguments: [id]).map { row in
+                var view = Self.view(row, now: now)
+                // Opened here only: every other read of a handoff leaves its personal part sealed.
+                view.body = try (row[ViewColumn.body.rawValue] as Data?).map { try openBody([UInt8]($0), referral: id) }
+                return view
+            }
             // The one a notification reads, inside the write that makes it.
             : try db.first(statements, Self.viewByID, .text(id)) { Self.view($0, now: now) }
         guard var view = found else { return nil }
         if history {
-            view.history = try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM event WHERE referral_id = ? ORDER BY seq"), arguments: [id]).map(Self.event)
+            view.history = try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM event WHERE referral_id = ? ORDER BY seq"), arguments: [id]).map(event)
         }
         return view
     }
 
-    static func event(_ row: Row) -> HandoffEvent {
-        let words = UpdateNote(reason: row["reason"], outcome: row["outcome"])
-        return HandoffEvent(id: row["id"], referralId: row["referral_id"], by: row["by_agency"], status: HandoffStatus(rawValue: row["status"]) ?? .requested,
+    /// One row of `event`, its words opened (`openNote`).
+    func event(_ row: Row) throws -> HandoffEvent {
+        let id: String = row["id"]
+        return HandoffEvent(id: id, referralId: row["referral_id"], by: row["by_agency"], status: HandoffStatus(rawValue: row["status"]) ?? .requested,
                             reason: (row["reason_code"] as String?).flatMap(ClosingReason.init(rawValue:)),
                             outcome: (row["outcome_code"] as String?).flatMap(Outcome.init(rawValue:)),
-                            note: words.isEmpty ? nil : words, at: Timestamp.parse(row["at"]) ?? .distantPast)
+                            note: try (row["note"] as Data?).map { try openNote([UInt8]($0), event: id) }, at: Timestamp.parse(row["at"]) ?? .distantPast)
     }
 
     /// The columns `view(_:now:)` reads, each at its position: every query it decodes selects
@@ -690,14 +715,13 @@ extension Ledger {
         due_complete, updated_at, direction, delivery, NULL FROM referral WHERE id = ?
         """
 
-    /// A handoff's view from a row that begins with `viewColumnsWithBody` or
-    /// `viewColumnsWithoutBody`.
+    /// A handoff's view, without its personal part, from a row that begins with
+    /// `viewColumnsWithBody` or `viewColumnsWithoutBody`.
     static func view<R: ViewRow>(_ row: R, now: Date) -> HandoffView {
         func text(_ column: ViewColumn) -> String { row.text(column.rawValue) }
         func date(_ column: ViewColumn) -> Date { Timestamp.parse(text(column)) ?? .distantPast }
         let status = HandoffStatus(rawValue: text(.status)) ?? .requested
         let dueReceive = date(.dueReceive), dueRespond = date(.dueRespond), dueComplete = date(.dueComplete)
-        let raw = row.optionalBlob(ViewColumn.body.rawValue)
         return HandoffView(
             id: text(.id), caseRef: text(.caseRef), from: text(.from), to: text(.to),
             service: Service(rawValue: text(.service)) ?? .medicalCare, priority: Priority(rawValue: text(.priority)) ?? .routine,
@@ -706,7 +730,6 @@ extension Ledger {
             createdAt: date(.createdAt), dueReceive: dueReceive, dueRespond: dueRespond, dueComplete: dueComplete,
             updatedAt: date(.updatedAt),
             overdue: Breach.at(now, status: status, dueReceive: dueReceive, dueRespond: dueRespond, dueComplete: dueComplete),
-            body: raw.flatMap { try? JSONCoding.decode(ReferralBody.self, from: $0, what: "ledger") },
             direction: text(.direction), delivery: text(.delivery)
         )
     }
@@ -793,16 +816,12 @@ public struct LedgerSummary: Sendable, Codable, Equatable {
 protocol ViewRow {
     /// A column's text; "" for NULL.
     func text(_ column: Int) -> String
-    /// A column's bytes; nil for NULL.
-    func optionalBlob(_ column: Int) -> [UInt8]?
 }
 
 extension Row: ViewRow {
     func text(_ column: Int) -> String { (self[column] as String?) ?? "" }
-    func optionalBlob(_ column: Int) -> [UInt8]? { (self[column] as Data?).map { [UInt8]($0) } }
 }
 
 extension SQLRow: ViewRow {
     func text(_ column: Int) -> String { text(Int32(column)) }
-    func optionalBlob(_ column: Int) -> [UInt8]? { isNull(Int32(column)) ? nil : blob(Int32(column)) }
 }

@@ -17,9 +17,9 @@ public struct PurgeResult: Sendable, Codable, Equatable {
 
 extension Ledger {
     /// Removes the personal data of handoffs closed (declined, completed, cancelled, or refused
-    /// by the broker) before `cutoff`: the person, the consent record and the notes in the
-    /// clear, and the sealed copies of them (the referral as it travelled, the outbox message,
-    /// a refused delivery). The envelope stays — ids, agencies, service, priority, location,
+    /// by the broker) before `cutoff`: the person, the consent record and the notes as kept
+    /// here (sealed at rest), and the copies sealed for the recipient (the referral as it
+    /// travelled, the outbox message, a refused delivery). The envelope stays — ids, agencies, service, priority, location,
     /// deadlines, status and history — so the statistics and the audit trail are intact. A
     /// handoff with a message still waiting in the outbox waits for the next purge.
     ///

@@ -30,6 +30,8 @@ public struct Sealer: @unchecked Sendable {
     private let sessionNanoseconds: UInt64
     /// The contexts of sessions sealed for us, by sender and encapsulated key.
     private let opened: Locked<ContextCache>
+    /// What this agency's ledger keeps personal data under, from the same secret.
+    let atRest: AtRestKey
 
     /// - Parameters:
     ///   - sessionLimit: referrals sealed in one session, at most `SealedBody.maxSeq` + 1.
@@ -61,6 +63,7 @@ public struct Sealer: @unchecked Sendable {
         self.sessionLimit = sessionLimit
         sessionNanoseconds = UInt64(sessionSeconds * 1e9)
         opened = Locked(ContextCache(capacity: 1024))
+        atRest = AtRestKey(sealSecret: privateKey)
     }
 
     private func publicKey(of agency: String) throws -> Curve25519.KeyAgreement.PublicKey {

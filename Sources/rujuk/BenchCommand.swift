@@ -86,6 +86,7 @@ struct BenchCommand: AsyncParsableCommand {
             print(String(format: "latency at %d/s offered, send to the sender's copy of the receipt: p50 %.2f ms, p99 %.2f ms, max %.2f ms (%d referrals); ",
                          rate, latency.p(0.5), latency.p(0.99), latency.p(1.0), paced.count) + cpu.perItem(paced.count, "referral"))
         }
+        try viewBenchmark(recipient.ledger)
         if stored > 0 {
             try restartBenchmark(directory: directory.appendingPathComponent("restart"), stored: stored, keys: keys, registry: registry, durability: durability, transport: transport)
         }
@@ -94,15 +95,39 @@ struct BenchCommand: AsyncParsableCommand {
             try await apiBenchmark(directory: directory.appendingPathComponent("api"), requests: apiRequests, connections: apiConnections, broker: broker, keys: keys, registry: registry, durability: durability, transport: transport)
         }
         if events > 0 {
-            try eventsBenchmark(directory: directory.appendingPathComponent("events"), events: events, sla: config.sla, registry: config.registry)
+            try eventsBenchmark(directory: directory.appendingPathComponent("events"), events: events, sla: config.sla, keys: keys, registry: registry)
         }
         if sweepHandoffs > 0 {
-            try sweepBenchmark(directory: directory.appendingPathComponent("sweep"), handoffs: sweepHandoffs, sla: config.sla, registry: config.registry)
+            try sweepBenchmark(directory: directory.appendingPathComponent("sweep"), handoffs: sweepHandoffs, sla: config.sla, keys: keys, registry: registry)
         }
     }
 
+    /// What the agency system's reads cost on the recipient's ledger, full of the referrals the
+    /// runs above stored: one inbox page of 50, and 1,000 referrals' views (their history) with
+    /// the personal part and without it — the difference is what reading the body costs.
+    func viewBenchmark(_ ledger: Ledger) throws {
+        let inbox = { try ledger.list(direction: "inbound", status: nil, service: nil, overdueOnly: false, page: PageRequest(limit: 50)) }
+        let ids = try ledger.list(direction: "inbound", status: nil, service: nil, overdueOnly: false, page: PageRequest(limit: 1000)).handoffs.map(\.id)
+        func median(_ rounds: Int, _ work: () throws -> Void) rethrows -> Double {
+            var times: [Double] = []
+            for _ in 0..<rounds {
+                let start = DispatchTime.now().uptimeNanoseconds
+                try work()
+                times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e3)
+            }
+            return times.sorted()[rounds / 2]
+        }
+        let page = try median(21) { _ = try inbox() }
+        var views: [String: Double] = [:]
+        for body in [true, false] {
+            views["\(body)"] = try median(5) { for id in ids { _ = try ledger.view(id, body: body) } } / Double(ids.count)
+        }
+        print(String(format: "reads on the recipient's ledger: an inbox page of 50, median %.0f µs; a referral's view with its personal part %.1f µs, without it %.1f µs (%d referrals, median of 5 rounds)",
+                     page, views["true"]!, views["false"]!, ids.count))
+    }
+
     /// `count` handoffs between the police and the hospital in one transaction, created `now`,
-    /// every deadline and the next check 30 days away; their ids, in order.
+    /// every deadline and the next check 30 days away, no personal part; their ids, in order.
     func seedHandoffs(_ ledger: Ledger, count: Int, direction: String, status: HandoffStatus, delivery: String, now: Date) throws -> [String] {
         let stamp = Timestamp.format(now), later = Timestamp.format(now + 30 * 86400)
         var ids: [String] = []
@@ -113,11 +138,11 @@ struct BenchCommand: AsyncParsableCommand {
                 ids.append(id)
                 try db.run(ledger.statements, """
                     INSERT INTO referral (id, direction, case_ref, from_agency, to_agency, service, priority, province, regency, reason, status, delivery,
-                        created_at, due_receive, due_respond, due_complete, updated_at, raw, next_check_at, body)
+                        created_at, due_receive, due_respond, due_complete, updated_at, raw, next_check_at)
                     VALUES (?, ?, ?, 'polda-kepri', 'rsud-embung-fatimah', 'medical_care', 'routine', 'ID-KR', 'Batam', 'benchmark', ?, ?,
-                        ?, ?, ?, ?, ?, ?, ?, ?)
+                        ?, ?, ?, ?, ?, ?, ?)
                     """, .text(id), .text(direction), .text("BENCH-\(index)"), .text(status.rawValue), .text(delivery),
-                    .text(stamp), .text(later), .text(later), .text(later), .text(stamp), .blob([0x7B, 0x7D]), .text(later), .blob([0x7B, 0x7D]))
+                    .text(stamp), .text(later), .text(later), .text(later), .text(stamp), .blob([0x7B, 0x7D]), .text(later))
             }
         }
         return ids
@@ -127,9 +152,10 @@ struct BenchCommand: AsyncParsableCommand {
     /// delivers for referrals it sent, as its link does in a drain — in batches of 64, each one
     /// transaction with its notifications. Three rounds of `events`, each on handoffs of its own;
     /// the median round is reported, in wall time and CPU per event (the work is on this thread).
-    func eventsBenchmark(directory: URL, events: Int, sla: SLAPolicy, registry: AgencyRegistry) throws {
+    func eventsBenchmark(directory: URL, events: Int, sla: SLAPolicy, keys: EphemeralKeys, registry: AgencyRegistry) throws {
         let clock = SystemClock()
-        let ledger = try Ledger(directory: directory, agency: "polda-kepri", durability: .full, clock: clock, sla: sla, registry: registry)
+        let sealer = try Sealer(agency: "polda-kepri", keys: keys.agencies["polda-kepri"]!, registry: registry)
+        let ledger = try Ledger(directory: directory, agency: "polda-kepri", durability: .full, clock: clock, sla: sla, registry: registry, sealer: sealer)
         let now = clock.now()
         let rounds = 3
         let ids = try seedHandoffs(ledger, count: rounds * events, direction: "outbound", status: .requested, delivery: "sent", now: now)
@@ -161,9 +187,10 @@ struct BenchCommand: AsyncParsableCommand {
 
     /// The SLA sweep at scale: `handoffs` open handoffs in one ledger, of which 100 are due.
     /// Times the sweep that finds and acts on those 100 (a warning each), 11 rounds.
-    func sweepBenchmark(directory: URL, handoffs: Int, sla: SLAPolicy, registry: AgencyRegistry) throws {
+    func sweepBenchmark(directory: URL, handoffs: Int, sla: SLAPolicy, keys: EphemeralKeys, registry: AgencyRegistry) throws {
         let clock = SystemClock()
-        let ledger = try Ledger(directory: directory, agency: "rsud-embung-fatimah", durability: .full, clock: clock, sla: sla, registry: registry)
+        let sealer = try Sealer(agency: "rsud-embung-fatimah", keys: keys.agencies["rsud-embung-fatimah"]!, registry: registry)
+        let ledger = try Ledger(directory: directory, agency: "rsud-embung-fatimah", durability: .full, clock: clock, sla: sla, registry: registry, sealer: sealer)
         let now = clock.now()
         let stamp = Timestamp.format(now)
         let seedStart = DispatchTime.now().uptimeNanoseconds

@@ -212,13 +212,15 @@ struct PurgeCommand: ParsableCommand {
         abstract: "Remove the personal data of closed handoffs from an agency's ledger, keeping the envelope.",
         discussion: """
             UU PDP: personal data is deleted once its purpose is met or its retention period \
-            ends. This removes the person, the consent record and the notes (in the clear and \
-            sealed) of every handoff declined, completed, cancelled or refused longer ago than \
-            the period, and keeps ids, agencies, service, status, deadlines and history for the \
-            statistics. The default period is [adapter] retention (730d). A handoff that never \
-            closes loses its personal data once it is [adapter] open_retention old (365d), its \
-            agency system told [adapter] retention_notice (30d) before (handoff.retention_notice). \
-            Safe while the adapter runs; run it daily from cron or a systemd timer.
+            ends. This removes the person, the consent record and the notes (the ledger's own \
+            copy and the one sealed for the recipient) of every handoff declined, completed, \
+            cancelled or refused longer ago than the period, and keeps ids, agencies, service, \
+            status, deadlines and history for the statistics. The default period is [adapter] \
+            retention (730d). A handoff that never closes loses its personal data once it is \
+            [adapter] open_retention old (365d), its agency system told [adapter] \
+            retention_notice (30d) before (handoff.retention_notice). It reads the agency's key \
+            file, which the ledger's personal data is sealed under, as the adapter does. Safe \
+            while the adapter runs; run it daily from cron or a systemd timer.
             """)
 
     @Option(help: "The agency whose ledger to purge.") var agency: String
@@ -239,7 +241,11 @@ struct PurgeCommand: ParsableCommand {
         guard FileManager.default.fileExists(atPath: adapter.agencyDirectory.appendingPathComponent("ledger.sqlite").path) else {
             throw CLIError("no ledger for \(agency) in \(adapter.agencyDirectory.path)")
         }
-        let ledger = try Ledger(directory: adapter.agencyDirectory, agency: agency, durability: adapter.durability, clock: SystemClock(), registry: config.registry)
+        // The agency's key: the ledger keeps its personal data sealed under it, and seals at
+        // its first open by this build what an older one kept in the clear.
+        let sealer = try Sealer(agency: agency, keys: adapter.loadKeys(), registry: config.registry)
+        let ledger = try Ledger(directory: adapter.agencyDirectory, agency: agency, durability: adapter.durability, clock: SystemClock(),
+                                registry: config.registry, sealer: sealer)
         let result = try ledger.purge(closedBefore: Date() - period)
         print("purged the personal data of \(result.purged) handoff(s) closed before \(Timestamp.format(result.closedBefore)) from \(ledger.url.path)")
         let open = try ledger.expireOpen(createdBefore: Date() - adapter.openRetention, notice: adapter.retentionNotice)

@@ -146,7 +146,7 @@ import Testing
     @Test func theLedgerKeepsContradictingCheckpointsAndSaysWhatTheyMean() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("rujuk-test-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
-        let ledger = try Ledger(directory: directory, agency: "lpsk", durability: .normal, clock: SystemClock())
+        let ledger = try Ledger(directory: directory, agency: "lpsk", durability: .normal, clock: SystemClock(), sealer: Network.sealer("lpsk"))
         func checkpoint(_ records: Int64, _ head: String) -> Checkpoint {
             Checkpoint(records: records, head: String(repeating: head, count: 64), at: Date(), signature: "")
         }

@@ -147,7 +147,7 @@ import Testing
                                "v8-envelope-codes"])
         let ledgerMigrations = try police.ledger.pool.read { try String.fetchAll($0, sql: "SELECT identifier FROM grdb_migrations ORDER BY rowid") }
         #expect(ledgerMigrations == ["v1", "v2-refused-delivery", "v3-sla", "v4-sealed", "v5-checks-without-lists", "v6-open-retention",
-                                    "v7-envelope-codes", "v8-checkpoints"])
+                                    "v7-envelope-codes", "v8-checkpoints", "v9-body-sealed-at-rest", "v10-notes-sealed-at-rest"])
     }
 
     @Test func aDeliveryTheLedgerCannotTakeIsRecordedReceiptedAndReportedOnce() throws {

@@ -63,7 +63,7 @@ import Testing
         let url = directory.appendingPathComponent("ledger.sqlite")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let old = try DatabaseQueue(path: url.path)
-        try Ledger.migrator.migrate(old, upTo: "v6-open-retention")
+        try Ledger.migrator(atRest: Network.sealer("polda-kepri").atRest).migrate(old, upTo: "v6-open-retention")
         let body = String(decoding: JSONCoding.encode(Network.request().body), as: UTF8.self)
         try old.write { db in
             try db.execute(sql: """
@@ -76,13 +76,17 @@ import Testing
                 """, arguments: [body])
         }
         try old.close()
-        let ledger = try Ledger(directory: directory, agency: "a", durability: .full, clock: SystemClock())
+        let ledger = try Ledger(directory: directory, agency: "polda-kepri", durability: .full, clock: SystemClock(), sealer: Network.sealer("polda-kepri"))
         let view = try #require(try ledger.view("r1"))
         #expect(view.reason == .other && view.body?.reason == "examination after rescue", "the words moved into the body")
         let history = try #require(view.history)
         #expect(history[0].reason == .other && history[0].note?.reason == "no bed")
         #expect(history[1].outcome == .serviceProvided && history[1].note == nil, "a value that was already a code is the code")
         try ledger.close()
+        for file in try FileManager.default.contentsOfDirectory(at: directory, includingPropertiesForKeys: nil) {
+            #expect(try Data(contentsOf: file).range(of: Data("no bed".utf8)) == nil, "the words are sealed at rest: \(file.lastPathComponent)")
+            #expect(try Data(contentsOf: file).range(of: Data("examination after rescue".utf8)) == nil)
+        }
     }
 }
 

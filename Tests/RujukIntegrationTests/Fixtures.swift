@@ -18,14 +18,9 @@ enum Fixtures {
             createdAt: now, dueReceive: now + 3600, dueRespond: now + 4 * 3600, dueComplete: now + 7 * 86400,
             consent: ConsentClaim(consent), sealed: SealedBody(enc: "", ct: ""))
         // To or from an agency with no keys (the tests of unknown agencies): a stand-in seal.
-        referral.sealed = (try? sealer(from).seal(body, for: referral))
+        referral.sealed = (try? Network.sealer(from).seal(body, for: referral))
             ?? SealedBody(enc: Data(repeating: 7, count: 32).base64EncodedString(), ct: Data(repeating: 9, count: 80).base64EncodedString())
         return referral
-    }
-
-    static func sealer(_ agency: String) throws -> Sealer {
-        guard let keys = Network.keys.agencies[agency] else { throw RujukError(.keyUnknown, "no keys for \(agency)") }
-        return try Sealer(agency: agency, keys: keys, registry: Network.registry)
     }
 }
 

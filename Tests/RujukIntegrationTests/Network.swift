@@ -50,6 +50,12 @@ final class Network: @unchecked Sendable {
                 directory)
     }()
 
+    /// What a ledger opened on its own, without an adapter, seals its personal data with:
+    /// `agency`'s test keys, as its adapter would hold them.
+    static func sealer(_ agency: String) throws -> Sealer {
+        try Sealer(agency: agency, keys: keys.agencies[agency]!, registry: registry)
+    }
+
     /// The bearer token of the broker's status API in these tests.
     static let statusToken = "test-status-token"
 

@@ -25,7 +25,7 @@ import Testing
     }
 
     @Test func sealAndOpenAgreeWithSwiftCryptosHPKE() throws {
-        let police = try Fixtures.sealer("polda-kepri"), hospital = try Fixtures.sealer("rsud-embung-fatimah")
+        let police = try Network.sealer("polda-kepri"), hospital = try Network.sealer("rsud-embung-fatimah")
         for index in 0..<50 {
             var referral = Fixtures.referral(name: "Nama \(index) " + String(repeating: "é", count: index))
             // Ours sealed: swift-crypto opens it, and so do we, to the same bytes.
@@ -47,13 +47,13 @@ import Testing
     /// A referral of the police's network fixture with the given name, sealed by `sealer`.
     func sealed(by sealer: Sealer, name: String) throws -> (Referral, ReferralBody) {
         var referral = Fixtures.referral(name: name)
-        let body = try Fixtures.sealer("rsud-embung-fatimah").open(referral)
+        let body = try Network.sealer("rsud-embung-fatimah").open(referral)
         referral.sealed = try sealer.seal(body, for: referral)
         return (referral, body)
     }
 
     @Test func aSessionSealsInSequenceAndOpensInAnyOrder() throws {
-        let police = try Fixtures.sealer("polda-kepri")
+        let police = try Network.sealer("polda-kepri")
         var session: [(Referral, ReferralBody)] = []
         for index in 0..<20 { session.append(try sealed(by: police, name: "Nama \(index)")) }
         // One encapsulated key; sequence numbers 0 (absent), 1, 2, ...
@@ -69,7 +69,7 @@ import Testing
         }
         // Ours opens them backwards (a redelivery after a restart comes in any order), on a
         // fresh recipient and on one that already holds the context.
-        let hospital = try Fixtures.sealer("rsud-embung-fatimah")
+        let hospital = try Network.sealer("rsud-embung-fatimah")
         for (referral, body) in session.reversed() { #expect(try hospital.open(referral) == body) }
         for (referral, body) in session.shuffled() { #expect(try hospital.open(referral) == body) }
 
@@ -103,16 +103,16 @@ import Testing
         let first = try sealed(by: byTime, name: "A").0.sealed, second = try sealed(by: byTime, name: "B").0.sealed
         #expect(first.enc != second.enc && first.seq == nil && second.seq == nil)
         // Sessions are per recipient: another agency's referral starts its own.
-        let police = try Fixtures.sealer("polda-kepri")
+        let police = try Network.sealer("polda-kepri")
         let toHospital = try sealed(by: police, name: "C").0
         var toShelter = Fixtures.referral(to: "uptd-ppa-batam", name: "D")
-        toShelter.sealed = try police.seal(try Fixtures.sealer("uptd-ppa-batam").open(toShelter), for: toShelter)
+        toShelter.sealed = try police.seal(try Network.sealer("uptd-ppa-batam").open(toShelter), for: toShelter)
         #expect(toHospital.sealed.enc != toShelter.sealed.enc && toShelter.sealed.seq == nil)
-        #expect(try police.seal(try Fixtures.sealer("rsud-embung-fatimah").open(toHospital), for: toHospital).seq == 1)
+        #expect(try police.seal(try Network.sealer("rsud-embung-fatimah").open(toHospital), for: toHospital).seq == 1)
     }
 
     @Test func everyAlterationIsRefusedByBothAlike() throws {
-        let hospital = try Fixtures.sealer("rsud-embung-fatimah")
+        let hospital = try Network.sealer("rsud-embung-fatimah")
         let original = Fixtures.referral()
         // The hospital holds the session's context already: the alterations below meet it.
         _ = try hospital.open(original)
@@ -142,7 +142,7 @@ import Testing
         for (what, referral) in alterations {
             #expect(throws: (any Error).self, "swift-crypto refuses: \(what)") { try referenceOpen(referral, recipient: "rsud-embung-fatimah") }
             #expect { try hospital.open(referral) } throws: { ($0 as? RujukError)?.code == .sealInvalid }
-            #expect { try Fixtures.sealer("rsud-embung-fatimah").open(referral) } throws: { ($0 as? RujukError)?.code == .sealInvalid }
+            #expect { try Network.sealer("rsud-embung-fatimah").open(referral) } throws: { ($0 as? RujukError)?.code == .sealInvalid }
         }
         // Moved to another place in its session (the nonce differs), or to none: refused, with
         // the context held and without.
@@ -150,9 +150,9 @@ import Testing
             altered = original
             altered.sealed.seq = seq
             #expect { try hospital.open(altered) } throws: { ($0 as? RujukError)?.code == .sealInvalid }
-            #expect { try Fixtures.sealer("rsud-embung-fatimah").open(altered) } throws: { ($0 as? RujukError)?.code == .sealInvalid }
+            #expect { try Network.sealer("rsud-embung-fatimah").open(altered) } throws: { ($0 as? RujukError)?.code == .sealInvalid }
         }
         // None of them displaced the genuine one.
-        #expect(try hospital.open(original) == Fixtures.sealer("rsud-embung-fatimah").open(original))
+        #expect(try hospital.open(original) == Network.sealer("rsud-embung-fatimah").open(original))
     }
 }

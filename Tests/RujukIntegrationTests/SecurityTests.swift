@@ -211,7 +211,9 @@ import ZeroMQ
         #expect(try !anyFile(under: brokerData, contains: name), "no trace of the name in the broker's data directory")
         #expect(try !anyFile(under: brokerData, contains: "+62 812"), "nor of the contact")
         #expect(try !String(contentsOf: broker.log, encoding: .utf8).contains(name), "nor in its log, at trace level")
-        #expect(try anyFile(under: network.directory.appendingPathComponent("adapters/rsud-embung-fatimah"), contains: name), "the check can see a name where there is one")
+        #expect(try !anyFile(under: network.directory.appendingPathComponent("adapters"), contains: name),
+                "the ledgers keep the person and every word sealed at rest, notifications included")
+        #expect(try anyFile(under: network.directory.appendingPathComponent("adapters/rsud-embung-fatimah"), contains: sent.id), "the check can see an envelope where there is one")
     }
 
     @Test func aRemovedKeyIsDroppedOnReloadAndItsReferralsWaitForItsReturn() async throws {
@@ -383,12 +385,12 @@ import ZeroMQ
             #expect(try await ledger.pool.writeWithoutTransaction { try Int.fetchOne($0, sql: "PRAGMA secure_delete") } == 1)
         }
         // The purged names are in no byte of either ledger's files (overwritten, the WAL
-        // truncated); the open handoff's still is, so the search can see a name where there is one.
+        // truncated); the open handoff's envelope still is, so the search can see what is there.
         for agency in ["polda-kepri", "rsud-embung-fatimah"] {
             let files = network.directory.appendingPathComponent("adapters/\(agency)")
             #expect(try !anyFile(under: files, contains: name), "\(agency): purged")
             #expect(try !anyFile(under: files, contains: later), "\(agency): purged by a later purge")
-            #expect(try anyFile(under: files, contains: kept), "\(agency): kept")
+            #expect(try anyFile(under: files, contains: open.id), "\(agency): kept")
         }
         police.shutdown()
         hospital.shutdown()

@@ -151,7 +151,8 @@ import Testing
     @Test func eachStoreGetsItsPageSizeAndOldFilesKeepTheirs() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("rujuk-storage-\(UUID().uuidString)")
         let store = try BrokerStore(directory: directory.appendingPathComponent("broker"), durability: .full)
-        let ledger = try Ledger(directory: directory.appendingPathComponent("adapter"), agency: "rsud-embung-fatimah", durability: .full, clock: SystemClock())
+        let ledger = try Ledger(directory: directory.appendingPathComponent("adapter"), agency: "rsud-embung-fatimah", durability: .full, clock: SystemClock(),
+                                sealer: Network.sealer("rsud-embung-fatimah"))
         for (pool, size) in [(store.pool, 4096), (ledger.pool, 8192)] {
             #expect(try pool.read { try Int.fetchOne($0, sql: "PRAGMA page_size") } == size)
             #expect(try pool.read { try String.fetchOne($0, sql: "PRAGMA journal_mode") } == "wal")
@@ -213,7 +214,7 @@ import Testing
         #expect(try broker.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM sqlite_schema WHERE sql LIKE '%kind IN (''referral'', ''event'', ''escalation'')%'") } == 1)
         try broker.close()
         let ledger = try DatabaseQueue(path: oldLedger.path)
-        try Ledger.migrator.migrate(ledger, upTo: "v4-sealed")
+        try Ledger.migrator(atRest: Network.sealer("lpsk").atRest).migrate(ledger, upTo: "v4-sealed")
         try ledger.write { db in
             try db.execute(sql: """
                 INSERT INTO referral (id, direction, case_ref, from_agency, to_agency, service, priority, province, regency, reason, status, delivery,
@@ -225,7 +226,7 @@ import Testing
         try ledger.close()
 
         let store = try BrokerStore(directory: oldBroker.deletingLastPathComponent(), durability: .full)
-        let reopened = try Ledger(directory: oldLedger.deletingLastPathComponent(), agency: "b", durability: .full, clock: SystemClock())
+        let reopened = try Ledger(directory: oldLedger.deletingLastPathComponent(), agency: "lpsk", durability: .full, clock: SystemClock(), sealer: Network.sealer("lpsk"))
         for pool in [store.pool, reopened.pool] {
             // On the writer: SQLite leaves CHECK constraints out of what a read-only connection compiles.
             let opcodes = try pool.writeWithoutTransaction(constraintOpcodes)
@@ -272,7 +273,8 @@ import Testing
 
         // A file made now has the same schema as one rewritten.
         let fresh = try BrokerStore(directory: directory.appendingPathComponent("fresh-broker"), durability: .full)
-        let freshLedger = try Ledger(directory: directory.appendingPathComponent("fresh-adapter"), agency: "b", durability: .full, clock: SystemClock())
+        let freshLedger = try Ledger(directory: directory.appendingPathComponent("fresh-adapter"), agency: "lpsk", durability: .full, clock: SystemClock(),
+                                     sealer: Network.sealer("lpsk"))
         let schema = "SELECT type, name, sql FROM sqlite_schema ORDER BY name"
         #expect(try fresh.pool.read { try Row.fetchAll($0, sql: schema) } == store.pool.read { try Row.fetchAll($0, sql: schema) })
         #expect(try freshLedger.pool.read { try Row.fetchAll($0, sql: schema) } == reopened.pool.read { try Row.fetchAll($0, sql: schema) })
