@@ -215,6 +215,9 @@ public final class RouterLoop: @unchecked Sendable {
             ready.signal()
             run(socket)
             connectionGuard?.stop()
+            // Nothing queued is owed at a stop: unreceipted DELIVERs go out again from the store
+            // and an unanswered REFER is sent again by its adapter. The port is free at once.
+            try? socket.set(ZMQ_LINGER, Int32(0))
             socket.close()
             self.monitor?.close()
             finished.signal()

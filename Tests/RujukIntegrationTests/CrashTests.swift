@@ -253,7 +253,12 @@ func childAdapterConfig(_ network: Network, name: String, sla: URL? = nil, broke
         police = try AdapterProcess(config: config, agency: "polda-kepri", directory: network.directory)
 
         let batam = try network.adapter("gugus-tugas-batam")
-        try await waitFor("both escalations committed at the broker", timeout: 30) { try committed(firstEscalation) && committed(secondEscalation) }
+        do {
+            try await waitFor("both escalations committed at the broker", timeout: 30) { try committed(firstEscalation) && committed(secondEscalation) }
+        } catch {
+            Issue.record("the child's log: \(((try? String(contentsOf: police.log, encoding: .utf8)) ?? "").suffix(1500))")
+            throw error
+        }
         try await waitFor("the task force has both", timeout: 30) { try batam.ledger.escalations().escalations.count == 2 }
         // Everything the broker holds for the task force has been receipted: nothing is on its way.
         try await waitFor("the task force's mailbox is empty") {

@@ -86,7 +86,7 @@ final class Network: @unchecked Sendable {
     }
 
     /// A broker in this process. On the ports of the one before it (a restart), the bind is
-    /// tried again while the port is still held, for up to 5 s: libzmq closes a socket's
+    /// tried again while the port is still held, for up to 30 s: libzmq closes a socket's
     /// listener on its I/O thread after `zmq_close` has returned, so a port given up in this
     /// process is free a moment later, not at once (a restarted broker process has no such wait:
     /// its listeners went with the old process).
@@ -95,10 +95,12 @@ final class Network: @unchecked Sendable {
         var configuration = BrokerConfiguration(router: router, monitor: monitor, http: HostPort(host: "127.0.0.1", port: httpPort), dataDirectory: directory.appendingPathComponent("broker"), heartbeatMs: heartbeatMs, inlineCommitMax: inlineCommitMax, keys: Self.keys.broker,
                                                 apiTokens: ["test-coordinator": Self.statusToken], checkpointInterval: checkpointInterval)
         configuration.limits = limits
-        let deadline = Date() + 5
+        let deadline = Date() + 30
         while true {
             do {
-                broker = try Broker(configuration: configuration, registry: registry ?? Self.registry, context: context, clock: clock, logger: logger ?? self.logger)
+                // A context of its own, as a broker process has: a broker started again in this
+                // process then shares nothing with the one before (its ZAP endpoint, its reaper).
+                broker = try Broker(configuration: configuration, registry: registry ?? Self.registry, context: Context(), clock: clock, logger: logger ?? self.logger)
                 return
             } catch let error as ZMQError where error.code == EADDRINUSE && Date() < deadline {
                 Thread.sleep(forTimeInterval: 0.01)
