@@ -218,7 +218,11 @@ public final class RouterLoop: @unchecked Sendable {
             // Nothing queued is owed at a stop: unreceipted DELIVERs go out again from the store
             // and an unanswered REFER is sent again by its adapter. The port is free at once.
             try? socket.set(ZMQ_LINGER, Int32(0))
+            // Unbound first: libzmq closes a listener as soon as it is unbound, and a closed
+            // socket's only when the socket is reaped, which its connections can hold up.
+            if let bound = try? socket.lastEndpoint { try? socket.unbind(bound) }
             socket.close()
+            if let monitor = self.monitor, let bound = try? monitor.lastEndpoint { try? monitor.unbind(bound) }
             self.monitor?.close()
             finished.signal()
         }

@@ -207,7 +207,7 @@ func childAdapterConfig(_ network: Network, name: String, sla: URL? = nil, broke
             [escalation.agency.polda-kepri]
             level1 = ["gugus-tugas-batam"]
             """.write(to: sla, atomically: true, encoding: .utf8)
-        let config = try childAdapterConfig(network, name: "child.toml", sla: sla, broker: endpoint, apiPort: apiPort, extra: #"sweep_interval = "50ms""#)
+        var config = try childAdapterConfig(network, name: "child.toml", sla: sla, broker: endpoint, apiPort: apiPort, extra: #"sweep_interval = "50ms""#)
         let ledgerPath = network.directory.appendingPathComponent("child-adapters/polda-kepri/ledger.sqlite").path
         var police = try AdapterProcess(config: config, agency: "polda-kepri", directory: network.directory)
         defer { police.kill() }
@@ -241,7 +241,11 @@ func childAdapterConfig(_ network: Network, name: String, sla: URL? = nil, broke
         let firstEscalation = try #require(try recordedEscalation(first))
         police.kill()
         #expect(try !committed(firstEscalation), "killed between recording and sending")
-        try network.startBroker(router: endpoint)
+        // On new ports, as a restarted broker process would find its own free at once (a socket
+        // closed in this process may hold its port a while), and the child told of them.
+        try network.startBroker(router: "tcp://127.0.0.1:\(Loopback.freePort())")
+        config = try childAdapterConfig(network, name: "child.toml", sla: sla, broker: network.broker.routerEndpoint, apiPort: apiPort,
+                                        extra: #"sweep_interval = "50ms""#)
         police = try AdapterProcess(config: config, agency: "polda-kepri", directory: network.directory)
 
         // 2. Killed as soon as it is recorded, with the broker up: sent or not, COMMIT or not.

@@ -6,6 +6,7 @@ import FoundationNetworking
 import GRDB
 import RujukAdapter
 import RujukCore
+import RujukStorage
 import Testing
 import ZeroMQ
 
@@ -72,15 +73,24 @@ import ZeroMQ
         #expect((bad as? HTTPURLResponse)?.statusCode == 422)
     }
 
+    /// The broker is a child process here, stopped and started again on the same ports as a
+    /// deployment's would be: its ports are free the moment it exits.
     @Test func watchCatchesUpFollowsLiveAndResyncsAfterAGap() async throws {
         let network = try Network()
         network.broker.shutdown()
         let router = try BrokerProcess.freeEndpoint(network.context)
         let monitor = try BrokerProcess.freeEndpoint(network.context)
         let httpPort = try #require(Int(try BrokerProcess.freeEndpoint(network.context).split(separator: ":").last ?? ""))
-        try network.startBroker(router: router, monitor: monitor, httpPort: httpPort)
-        var brokerTask = Task { try await network.broker.run() }
-        try await waitFor("the status API listens") { network.broker.boundHTTPPort != nil }
+        let config = try network.childBrokerConfig(endpoint: router, http: "127.0.0.1:\(httpPort)", monitor: monitor)
+        let tokens = network.directory.appendingPathComponent("child-broker/api-tokens")
+        try PrivateFiles.makeDirectory(tokens)
+        try SecretFile.create(tokens.appendingPathComponent("test.token"), secret: Network.statusToken)
+        var broker = try BrokerProcess(config: config, directory: network.directory)
+        defer { broker.kill() }
+        func waitForTheAPI(_ what: String) async throws {
+            try await waitFor(what, timeout: 30) { (try? Data(contentsOf: URL(string: "http://127.0.0.1:\(httpPort)/health")!)) != nil }
+        }
+        try await waitForTheAPI("the status API listens")
         let police = try network.adapter("polda-kepri", endpoint: router)
         let hospital = try network.adapter("rsud-embung-fatimah", endpoint: router)
         let first = try police.refer(Network.request())
@@ -93,7 +103,7 @@ import ZeroMQ
         watch.arguments = ["watch", "--agency", "polda-kepri", "--since", "0", "--count", "6", "--json",
                            "--monitor", monitor, "--status", "http://127.0.0.1:\(httpPort)", "--config", "/nonexistent.toml",
                            "--key-file", Network.childFiles.keyDirectory.appendingPathComponent("gugus-tugas-batam.key").path,
-                           "--broker-key", Network.keys.broker.curvePublic]
+                           "--broker-key=\(Network.keys.broker.curvePublic)"]
         watch.standardOutput = try FileHandle(forWritingTo: out)
         watch.standardError = try FileHandle(forWritingTo: err)
         // In the environment, as a coordinator's system would give it: not on the command line.
@@ -113,13 +123,9 @@ import ZeroMQ
 
         // A broker restart is a gap the subscriber cannot see through: the first publication
         // after it has no `prev`, so the watch re-syncs from the API.
-        brokerTask.cancel()
-        _ = await brokerTask.result  // the old broker's HTTP server has shut down
-        network.broker.shutdown()
-        try network.startBroker(router: router, monitor: monitor, httpPort: httpPort)
-        brokerTask = Task { try await network.broker.run() }
-        defer { brokerTask.cancel() }
-        try await waitFor("the new broker's API listens") { network.broker.boundHTTPPort != nil }
+        #expect(try await broker.terminate() == 0)
+        broker = try BrokerProcess(config: config, directory: network.directory)
+        try await waitForTheAPI("the new broker's API listens")
         // Referrals until the watch has printed six events: whatever the subscriber missed while
         // it reconnected, it fills from the API.
         var ids = [first.id]

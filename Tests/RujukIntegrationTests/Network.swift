@@ -124,7 +124,7 @@ final class Network: @unchecked Sendable {
     /// Writes `<directory>/rujuk.toml` for a child `rujuk broker` on `endpoint` with the test
     /// keys, its store in `<directory>/child-broker`; `agencies` and an `[adapter]` table as given.
     func childBrokerConfig(endpoint: String, agencies: String = Network.childFiles.agencies, adapter: String? = nil,
-                           http: String = "127.0.0.1:0") throws -> URL {
+                           http: String = "127.0.0.1:0", monitor: String = "tcp://127.0.0.1:*") throws -> URL {
         let config = directory.appendingPathComponent("rujuk.toml")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         try """
@@ -132,7 +132,7 @@ final class Network: @unchecked Sendable {
             [broker]
             \(Self.childFiles.broker)
             router = "\(endpoint)"
-            monitor = "tcp://127.0.0.1:*"
+            monitor = "\(monitor)"
             http = "\(http)"
             data_dir = "\(directory.appendingPathComponent("child-broker").path)"
             heartbeat_ms = 300
