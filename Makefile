@@ -47,14 +47,14 @@ bench: deps
 	$$($(SWIFT) build -c release --show-bin-path)/rujuk bench --config Config/rujuk.toml $(BENCH_ARGS)
 
 # Instructions per referral on the benchmark's path, by party and by function, counted by
-# valgrind's callgrind (Profile/callgrind.sh; README "Benchmark"): deterministic where time on
+# valgrind's callgrind (Profile/callgrind.sh; docs/performance.md): deterministic where time on
 # these shared machines is not. About a minute; PROFILE_DIR keeps the raw callgrind files.
 profile: deps
 	@$(MAKE) --no-print-directory apt-install PACKAGES="valgrind binutils"
 	$(SWIFT) build -c release --product rujuk
 	Profile/callgrind.sh $$($(SWIFT) build -c release --show-bin-path)/rujuk
 
-# The fault suite (Sources/RujukFaults, README "Fault suite"): real processes under load, killed,
+# The fault suite (Sources/RujukFaults, docs/fault-suite.md): real processes under load, killed,
 # stopped, cut off, starved of disk; a checker counts lost, duplicated, unexpected and recovered
 # referrals. FAULTS_SCALE=full runs the issue's counts (20,000 referrals, 20 broker kills, a
 # backlog of 100,000; about 15 minutes), ci a reduced count. The disk-full scenario mounts a

@@ -24,7 +24,7 @@ struct WebhookSender: Sendable {
     let logger: Logger
 
     /// Notifications read, POSTed and recorded together at most: 16 delivered a backlog as
-    /// fast as 64 did, and a crash repeats fewer (README "Benchmark").
+    /// fast as 64 did, and a crash repeats fewer (docs/performance.md).
     static let round = 16
 
     func run() async {

@@ -19,7 +19,7 @@ public enum DurableDatabase {
     /// Run by the writer between its own transactions, a checkpoint copies every frame the
     /// checkpointer has not yet (a fraction of a second's worth) and the next transaction writes
     /// the log from its start. Measured at 16 against 80 MB: throughput and latency the same
-    /// within the noise (`rujuk bench`, README "Benchmark"), the WAL never past 21 MB.
+    /// within the noise (`rujuk bench`, docs/performance.md), the WAL never past 21 MB.
     public static let walCheckpointBytes = 16_000_000
 
     /// What the WAL file is cut back to when the log starts over after it grew past it (a
@@ -37,7 +37,7 @@ public enum DurableDatabase {
         /// The broker's store: three small commits per referral under light load (its REFER
         /// and two receipts), rows of at most ~1.6 KiB. Measured at 1,000 referrals/s offered:
         /// a quarter fewer bytes to the disk than with 8 KiB pages; latency, and throughput at
-        /// saturation, the same within the noise (README "Benchmark").
+        /// saturation, the same within the noise (docs/performance.md).
         case small = 4096
         /// An adapter's ledger: a referral row (the sealed referral as it travelled and the
         /// opened body, ~2.5 KiB) fills a 4 KiB page once, leaving a third of it empty; three

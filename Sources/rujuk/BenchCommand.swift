@@ -230,7 +230,7 @@ struct BenchCommand: AsyncParsableCommand {
 
 /// CPU time of this process, in seconds, in user space and in the kernel: at a low rate the
 /// kernel's part (waking threads, switching between them, the disk's I/O) is as large as the
-/// parties' own, at saturation a fifth of it (README "Benchmark").
+/// parties' own, at saturation a fifth of it (docs/performance.md).
 struct ProcessCPU {
     var user: Double
     var kernel: Double
